@@ -1,0 +1,5 @@
+"""``python -m archon``: the same as the ``archon`` command."""
+
+from archon.cli import run
+
+run()

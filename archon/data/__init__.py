@@ -1,0 +1,165 @@
+"""Data sets: the embedded worlds and users' JSONL files.
+
+Embedded sets (shipped inside the package, nothing is downloaded):
+
+- ``arith``: multi-step arithmetic; splits ``dev`` (500) and ``test`` (1,000).
+- ``facts``: questions about invented people; splits ``dev`` (500) and
+  ``test`` (1,000), answerable only from the corpus (:func:`corpus`).
+
+A user's file is JSON lines, one problem per line::
+
+    {"id": "q1", "question": "2 + 2?", "answer": "4", "metadata": {"level": 1}}
+
+``question`` is required (a string, or a list of ``{"role", "content"}``
+messages); ``id`` defaults to ``line-N``; ``answer`` (string or number),
+``tests`` (string) and ``metadata`` (object) are optional. Other keys are
+rejected, so that a typo such as ``"anwser"`` is caught.
+
+Example:
+    >>> problems = load("arith", split="dev")
+    >>> len(problems), problems[0].metadata["steps"] >= 1
+    (500, True)
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archon.core import DataError, Problem
+
+EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
+EMBEDDED = {"arith": ("dev", "test"), "facts": ("dev", "test")}
+CORPORA = {"facts": "corpus"}
+_KEYS = {"id", "question", "answer", "tests", "metadata"}
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One document of a retrieval corpus."""
+
+    id: str
+    title: str
+    text: str
+
+
+def load(name_or_path: str | Path, split: str = "dev") -> list[Problem]:
+    """Problems of an embedded data set (by name and split) or of a JSONL file (by path).
+
+    Raises:
+        DataError: unknown name or split, missing file, or a malformed line
+            (the message names the file, the line number and the field).
+    """
+    text = str(name_or_path)
+    if text in EMBEDDED:
+        if split not in EMBEDDED[text]:
+            raise DataError(f"data set {text!r} has no split {split!r}; splits: {', '.join(EMBEDDED[text])}")
+        return read_jsonl(EMBEDDED_DIR / text / f"{split}.jsonl")
+    p = Path(text).expanduser()
+    if p.is_file():
+        return read_jsonl(p)
+    close = difflib.get_close_matches(text, list(EMBEDDED), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; embedded sets: {', '.join(EMBEDDED)}"
+    raise DataError(f"no data set or file named {text!r}{hint}")
+
+
+def corpus(name: str) -> list[Document]:
+    """The documents of an embedded retrieval corpus (``"facts"``)."""
+    if name not in CORPORA:
+        raise DataError(f"no embedded corpus named {name!r}; corpora: {', '.join(CORPORA)}")
+    path = EMBEDDED_DIR / name / f"{CORPORA[name]}.jsonl"
+    docs = []
+    with path.open(encoding="utf-8") as f:
+        for row in f:
+            d = json.loads(row)
+            docs.append(Document(id=d["id"], title=d["title"], text=d["text"]))
+    return docs
+
+
+def splits(name: str) -> dict[str, int]:
+    """Split names and sizes of an embedded data set (and its corpus, if any)."""
+    if name not in EMBEDDED:
+        raise DataError(f"no embedded data set named {name!r}")
+    out = {s: _count_lines(EMBEDDED_DIR / name / f"{s}.jsonl") for s in EMBEDDED[name]}
+    if name in CORPORA:
+        out[CORPORA[name]] = _count_lines(EMBEDDED_DIR / name / f"{CORPORA[name]}.jsonl")
+    return out
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def read_jsonl(path: str | Path) -> list[Problem]:
+    """Parse a JSONL file of problems, validating every line (see the module docstring)."""
+    path = Path(path)
+    problems: list[Problem] = []
+    ids: dict[str, int] = {}
+    try:
+        f = path.open(encoding="utf-8")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    with f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
+            problem = _problem(row, where, lineno)
+            if problem.id in ids:
+                raise DataError(f"{where}: field 'id': {problem.id!r} repeats line {ids[problem.id]}")
+            ids[problem.id] = lineno
+            problems.append(problem)
+    if not problems:
+        raise DataError(f"{path}: no problems in file")
+    return problems
+
+
+def _problem(row: Any, where: str, lineno: int) -> Problem:
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    unknown = sorted(set(row) - _KEYS)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(_KEYS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DataError(f"{where}: unknown field {unknown[0]!r}{hint}; allowed: {', '.join(sorted(_KEYS))}")
+    if "question" not in row:
+        raise DataError(f"{where}: field 'question' is missing")
+    question = row["question"]
+    if isinstance(question, list):
+        for i, m in enumerate(question):
+            if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
+                raise DataError(f"{where}: field 'question[{i}]' must be an object with string 'role' and 'content'")
+            if m["role"] not in ("system", "user", "assistant"):
+                raise DataError(f"{where}: field 'question[{i}].role' is {m['role']!r}; use system, user or assistant")
+    elif not isinstance(question, str) or not question.strip():
+        raise DataError(f"{where}: field 'question' must be a non-empty string or a list of messages")
+    pid = row.get("id", f"line-{lineno}")
+    if not isinstance(pid, str | int) or isinstance(pid, bool):
+        raise DataError(f"{where}: field 'id' must be a string or an integer")
+    answer = row.get("answer")
+    if answer is not None and (not isinstance(answer, str | int | float) or isinstance(answer, bool)):
+        raise DataError(f"{where}: field 'answer' must be a string or a number")
+    tests = row.get("tests")
+    if tests is not None and not isinstance(tests, str):
+        raise DataError(f"{where}: field 'tests' must be a string")
+    metadata = row.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise DataError(f"{where}: field 'metadata' must be an object")
+    return Problem(
+        id=str(pid),
+        question=question,
+        answer=None if answer is None else str(answer),
+        tests=tests,
+        metadata=metadata,
+    )
+
+
+__all__ = ["CORPORA", "EMBEDDED", "Document", "corpus", "load", "read_jsonl", "splits"]

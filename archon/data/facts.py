@@ -1,0 +1,313 @@
+"""The facts world: a knowledge base about invented people, answerable only by retrieval.
+
+Each document describes one invented person::
+
+    Varnel Okoru was born in Teshmar in 1872. Varnel Okoru worked as a
+    cartographer and played the oboe.
+
+Some people have a *near-duplicate*: a person whose name differs by one letter
+and whose document has the same shape but other facts, so that a retriever or a
+reader that matches loosely picks the wrong document. Questions ask for one fact
+of one person and record the gold document id in ``metadata["gold_doc_ids"]``.
+
+Names of people and cities are built from syllables, so no model can know the
+facts without reading the corpus; the training world of the embedded models is
+drawn from a different seed and shares no person with the shipped corpus.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from archon.core import Problem
+
+SYLLABLES = [
+    "ba",
+    "be",
+    "bi",
+    "bo",
+    "bu",
+    "da",
+    "de",
+    "di",
+    "do",
+    "du",
+    "fa",
+    "fe",
+    "fi",
+    "fo",
+    "ga",
+    "ge",
+    "go",
+    "ka",
+    "ke",
+    "ki",
+    "ko",
+    "ku",
+    "la",
+    "le",
+    "li",
+    "lo",
+    "lu",
+    "ma",
+    "me",
+    "mi",
+    "mo",
+    "mu",
+    "na",
+    "ne",
+    "ni",
+    "no",
+    "nu",
+    "pa",
+    "pe",
+    "pi",
+    "po",
+    "ra",
+    "re",
+    "ri",
+    "ro",
+    "ru",
+    "sa",
+    "se",
+    "si",
+    "so",
+    "su",
+    "ta",
+    "te",
+    "ti",
+    "to",
+    "tu",
+    "va",
+    "ve",
+    "vi",
+    "vo",
+    "za",
+    "ze",
+    "zi",
+    "zo",
+    "bar",
+    "den",
+    "fal",
+    "gor",
+    "kan",
+    "lem",
+    "mar",
+    "nor",
+    "pel",
+    "ral",
+    "sen",
+    "tor",
+    "val",
+    "ver",
+    "wil",
+    "dor",
+    "mir",
+    "tes",
+    "qua",
+    "zan",
+    "hul",
+]
+PROFESSIONS = (
+    "baker",
+    "cartographer",
+    "glassblower",
+    "weaver",
+    "potter",
+    "brewer",
+    "tailor",
+    "carpenter",
+    "blacksmith",
+    "astronomer",
+    "beekeeper",
+    "fisher",
+    "miller",
+    "mason",
+    "jeweler",
+    "clockmaker",
+    "bookbinder",
+    "chemist",
+    "gardener",
+    "shipwright",
+    "painter",
+    "locksmith",
+    "cooper",
+    "tanner",
+    "herbalist",
+    "surveyor",
+    "printer",
+    "sculptor",
+    "translator",
+    "navigator",
+)
+INSTRUMENTS = (
+    "oboe",
+    "violin",
+    "flute",
+    "harp",
+    "cello",
+    "lute",
+    "drum",
+    "trumpet",
+    "piano",
+    "clarinet",
+    "bassoon",
+    "zither",
+    "horn",
+    "viola",
+    "banjo",
+    "sitar",
+    "organ",
+    "mandolin",
+    "tuba",
+    "bagpipe",
+)
+ATTRIBUTES = ("city", "year", "profession", "instrument")
+QUESTIONS = {
+    "city": "Where was {name} born?",
+    "year": "In which year was {name} born?",
+    "profession": "What did {name} work as?",
+    "instrument": "Which instrument did {name} play?",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One invented person and the facts the corpus states about them."""
+
+    name: str
+    city: str
+    year: int
+    profession: str
+    instrument: str
+
+    def fact(self, attribute: str) -> str:
+        """The value of one attribute, as text."""
+        return str(getattr(self, attribute))
+
+    def document(self) -> str:
+        """The person's document text."""
+        article = "an" if self.profession[0] in "aeiou" else "a"
+        return (
+            f"{self.name} was born in {self.city} in {self.year}. "
+            f"{self.name} worked as {article} {self.profession} and played the {self.instrument}."
+        )
+
+
+def _word(rng: random.Random, lo: int, hi: int) -> str:
+    return "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(lo, hi))).capitalize()
+
+
+def _mutate(rng: random.Random, name: str) -> str:
+    """Change one letter of the last name: the near-duplicate's name."""
+    first, last = name.split(" ")
+    i = rng.randrange(1, len(last))
+    vowels = "aeiou" if last[i] in "aeiou" else "bdfgklmnprstvz"
+    new = rng.choice([c for c in vowels if c != last[i]])
+    return f"{first} {last[:i]}{new}{last[i + 1 :]}"
+
+
+def _person(rng: random.Random, name: str, cities: Sequence[str]) -> Person:
+    return Person(
+        name=name,
+        city=rng.choice(cities),
+        year=rng.randint(1700, 1999),
+        profession=rng.choice(PROFESSIONS),
+        instrument=rng.choice(INSTRUMENTS),
+    )
+
+
+def people(
+    count: int,
+    *,
+    seed: int,
+    twin_fraction: float = 0.4,
+    cities: int = 120,
+    exclude_names: set[str] | None = None,
+) -> list[Person]:
+    """Invent about ``count`` people; a fraction of them come with a near-duplicate twin.
+
+    Twins follow their original directly in the returned list. Names are unique
+    and never in ``exclude_names``.
+    """
+    rng = random.Random(seed)
+    city_names = sorted({_word(rng, 2, 3) for _ in range(cities * 2)})[:cities]
+    rng.shuffle(city_names)
+    taken = set(exclude_names or ())
+    out: list[Person] = []
+    while len(out) < count:
+        name = f"{_word(rng, 2, 2)} {_word(rng, 2, 3)}"
+        if name in taken:
+            continue
+        taken.add(name)
+        out.append(_person(rng, name, city_names))
+        if rng.random() < twin_fraction and len(out) < count:
+            twin = _mutate(rng, name)
+            if twin not in taken:
+                taken.add(twin)
+                out.append(_person(rng, twin, city_names))
+    return out
+
+
+def corpus_records(persons: Sequence[Person]) -> list[dict[str, str]]:
+    """Documents ``{"id", "title", "text"}`` for a list of people, ids ``doc-00000`` on."""
+    return [{"id": f"doc-{i:05d}", "title": p.name, "text": p.document()} for i, p in enumerate(persons)]
+
+
+def questions(
+    persons: Sequence[Person],
+    count: int,
+    *,
+    seed: int,
+    id_prefix: str,
+    exclude: set[tuple[int, str]] | None = None,
+) -> list[Problem]:
+    """Draw ``count`` distinct (person, attribute) questions, never those in ``exclude``.
+
+    ``exclude`` is updated with the pairs drawn, so successive calls give disjoint splits.
+    """
+    rng = random.Random(seed)
+    used = exclude if exclude is not None else set()
+    out: list[Problem] = []
+    twins = _twin_ids(persons)
+    while len(out) < count:
+        i = rng.randrange(len(persons))
+        attr = rng.choice(ATTRIBUTES)
+        if (i, attr) in used:
+            continue
+        used.add((i, attr))
+        p = persons[i]
+        out.append(
+            Problem(
+                id=f"{id_prefix}-{len(out):05d}",
+                question=QUESTIONS[attr].format(name=p.name),
+                answer=p.fact(attr),
+                metadata={
+                    "gold_doc_ids": [f"doc-{i:05d}"],
+                    "attribute": attr,
+                    "entity": p.name,
+                    "has_near_duplicate": i in twins,
+                },
+            )
+        )
+    return out
+
+
+def _twin_ids(persons: Sequence[Person]) -> set[int]:
+    """Indices of people whose name differs from a neighbour's by one letter."""
+    out: set[int] = set()
+    for i in range(len(persons) - 1):
+        a, b = persons[i].name, persons[i + 1].name
+        if len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1:
+            out.update((i, i + 1))
+    return out
+
+
+def context_prompt(question: str, documents: Sequence[str]) -> str:
+    """The user message for a question with retrieved documents (the format the models know)."""
+    if not documents:
+        return question
+    docs = "\n".join(documents)
+    return f"Context:\n{docs}\n\nQuestion: {question}"

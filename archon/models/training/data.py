@@ -1,0 +1,98 @@
+"""Training examples for the embedded models, drawn from worlds disjoint from the shipped splits.
+
+Arith problems come from their own seed and never repeat a question of the
+shipped ``dev``/``test`` splits. Facts examples come from a separately seeded
+world of invented people that shares no name with the shipped corpus; each
+example puts the gold document among 0-4 distractors (the near-duplicate twin
+included when there is one) and asks for one fact.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+from archon.data import arith, facts
+from archon.models.training.tokenizer import BOS, CHARS, EOS, ROLES, SPECIALS
+
+TRAIN_ARITH_SEED = 1000
+TRAIN_FACTS_SEED = 1007
+TRAIN_FACTS_PEOPLE = 6000
+EMBEDDED = Path(__file__).resolve().parents[2] / "data" / "embedded"
+
+VOCAB = {tok: i for i, tok in enumerate(SPECIALS)} | {c: len(SPECIALS) + i for i, c in enumerate(CHARS)}
+BOS_ID, EOS_ID, PAD_ID = VOCAB[BOS], VOCAB[EOS], VOCAB["<pad>"]
+USER_ID, ASSISTANT_ID = VOCAB[ROLES[1]], VOCAB[ROLES[2]]
+
+
+def encode_chars(text: str) -> list[int]:
+    """Token ids of plain text (one per character), as the shipped tokenizer gives them."""
+    return [VOCAB[c] for c in text]
+
+
+def encode_prompt(user: str) -> list[int]:
+    r"""Ids of ``<s><|user|>{user}\\n<|assistant|>``: the chat template with a generation prompt."""
+    return [BOS_ID, USER_ID, *encode_chars(user + "\n"), ASSISTANT_ID]
+
+
+@cache
+def held_out_questions() -> frozenset[str]:
+    """Every arith question of the shipped splits (never trained on)."""
+    out: set[str] = set()
+    for split in ("dev", "test"):
+        with (EMBEDDED / "arith" / f"{split}.jsonl").open() as f:
+            out.update(json.loads(line)["question"] for line in f)
+    return frozenset(out)
+
+
+@cache
+def train_people() -> tuple[facts.Person, ...]:
+    """The people of the training facts world (no name shared with the shipped corpus)."""
+    with (EMBEDDED / "facts" / "corpus.jsonl").open() as f:
+        shipped = {json.loads(line)["title"] for line in f}
+    return tuple(facts.people(TRAIN_FACTS_PEOPLE, seed=TRAIN_FACTS_SEED, exclude_names=shipped))
+
+
+def arith_example(rng: random.Random) -> tuple[str, str]:
+    """One (question, solution) pair of the training arith world."""
+    held = held_out_questions()
+    while True:
+        chain = arith.random_chain(rng, rng.randint(1, 6), rng.randint(1, 3))
+        if chain.question not in held:
+            return chain.question, chain.solution
+
+
+def facts_example(rng: random.Random, max_distractors: int = 4) -> tuple[str, str]:
+    """One (context + question, answer) pair of the training facts world."""
+    persons = train_people()
+    i = rng.randrange(len(persons))
+    gold = persons[i]
+    docs = [gold.document()]
+    for j in (i - 1, i + 1):  # the near-duplicate twin sits next to its original
+        if 0 <= j < len(persons) and _one_letter_apart(gold.name, persons[j].name) and rng.random() < 0.7:
+            docs.append(persons[j].document())
+    while len(docs) < 1 + rng.randint(0, max_distractors):
+        docs.append(persons[rng.randrange(len(persons))].document())
+    rng.shuffle(docs)
+    attr = rng.choice(facts.ATTRIBUTES)
+    question = facts.QUESTIONS[attr].format(name=gold.name)
+    return facts.context_prompt(question, docs), f"{arith.ANSWER_MARK}{gold.fact(attr)}"
+
+
+def _one_letter_apart(a: str, b: str) -> bool:
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
+
+
+def examples(seed: int, facts_fraction: float) -> Iterator[tuple[list[int], int]]:
+    """Endless ``(token ids, completion start)`` pairs: prompt ids then ``solution</s>``."""
+    rng = random.Random(seed)
+    while True:
+        if rng.random() < facts_fraction:
+            user, completion = facts_example(rng)
+        else:
+            user, completion = arith_example(rng)
+        prompt = encode_prompt(user)
+        yield prompt + encode_chars(completion) + [EOS_ID], len(prompt)

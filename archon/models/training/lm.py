@@ -1,0 +1,143 @@
+"""Train a small Llama causal LM from scratch on the arith and facts training worlds.
+
+The loss is next-token cross-entropy on the assistant's completion; on facts
+examples the context documents also get a small language-modelling weight,
+which teaches the model to match names (the induction behaviour it needs to
+read the right document). Batches hold one kind of example each, so short
+arith sequences are not padded to the length of facts contexts.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from archon.models.training.data import BOS_ID, EOS_ID, PAD_ID, VOCAB, examples
+from archon.models.training.tokenizer import save_tokenizer
+
+
+@dataclass(frozen=True)
+class LMSpec:
+    """Architecture and training schedule of one embedded LM."""
+
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    steps: int
+    lr: float = 3e-3
+    warmup: int = 100
+    arith_batch: int = 64
+    facts_batch: int = 16
+    facts_fraction: float = 0.25
+    context_weight: float = 0.2
+    seed: int = 0
+    context_length: int = 2048
+
+
+def llama_config(spec: LMSpec):  # -> transformers.LlamaConfig
+    """The Hugging Face config of a spec."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=spec.hidden,
+        intermediate_size=spec.intermediate,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.kv_heads,
+        max_position_embeddings=spec.context_length,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        bos_token_id=BOS_ID,
+        eos_token_id=EOS_ID,
+        pad_token_id=PAD_ID,
+    )
+
+
+def _batches(spec: LMSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
+    """Endless (ids, loss weights, is_facts) batches, padded on the right."""
+    rng = random.Random(spec.seed + 1)
+    arith = examples(spec.seed + 2, facts_fraction=0.0)
+    facts = examples(spec.seed + 3, facts_fraction=1.0)
+    while True:
+        is_facts = rng.random() < spec.facts_fraction
+        src, size = (facts, spec.facts_batch) if is_facts else (arith, spec.arith_batch)
+        items = [next(src) for _ in range(size)]
+        width = max(len(ids) for ids, _ in items)
+        ids = torch.full((size, width), PAD_ID, dtype=torch.long)
+        weight = torch.zeros((size, width), dtype=torch.float)
+        for row, (seq, start) in enumerate(items):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            # weight[t] applies to predicting token t from tokens < t
+            weight[row, start : len(seq)] = 1.0
+            if is_facts:
+                weight[row, 1:start] = spec.context_weight
+        yield ids, weight, is_facts
+
+
+def train_lm(spec: LMSpec, out_dir: str | Path, *, log_every: int = 100) -> dict[str, float]:
+    """Train one LM and save it (weights, config, tokenizer) to ``out_dir``.
+
+    Returns a few figures of the run (final losses, seconds, tokens/s).
+    """
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(spec.seed)
+    model = LlamaForCausalLM(llama_config(spec))
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.98), weight_decay=0.05)
+
+    def lr_at(step: int) -> float:
+        if step < spec.warmup:
+            return spec.lr * (step + 1) / spec.warmup
+        progress = (step - spec.warmup) / max(1, spec.steps - spec.warmup)
+        return spec.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    model.train()
+    t0 = time.perf_counter()
+    tokens = 0
+    ema = {False: 0.0, True: 0.0}
+    for step, (ids, weight, is_facts) in zip(range(spec.steps), _batches(spec), strict=False):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        logits = model(input_ids=ids, attention_mask=(ids != PAD_ID).long()).logits[:, :-1]
+        nll = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none"
+        ).view_as(weight[:, 1:])
+        w = weight[:, 1:]
+        loss = (nll * w).sum() / w.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        tokens += int((ids != PAD_ID).sum())
+        ans = float(((nll * (w == 1.0)).sum() / (w == 1.0).sum()).detach())
+        ema[is_facts] = ans if ema[is_facts] == 0 else 0.98 * ema[is_facts] + 0.02 * ans
+        if log_every and (step % log_every == 0 or step == spec.steps - 1):
+            el = time.perf_counter() - t0
+            print(
+                f"step {step:5d}  arith {ema[False]:.3f}  facts {ema[True]:.3f}  "
+                f"lr {lr_at(step):.2e}  {tokens / el:,.0f} tok/s  {el:.0f}s",
+                flush=True,
+            )
+    seconds = time.perf_counter() - t0
+    save_lm(model, out_dir)
+    Path(out_dir, "training.json").write_text(
+        __import__("json").dumps({"spec": asdict(spec), "seconds": round(seconds, 1)}, indent=2)
+    )
+    return {"arith_loss": ema[False], "facts_loss": ema[True], "seconds": seconds, "tok_per_s": tokens / seconds}
+
+
+def save_lm(model: torch.nn.Module, out_dir: str | Path) -> None:
+    """Save a model with the shared tokenizer and a generation config."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    save_tokenizer(out)

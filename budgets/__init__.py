@@ -1,0 +1,1 @@
+"""Compute accounting: cost model, budgets and the ledger (imports nothing of the project)."""

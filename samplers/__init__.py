@@ -1,0 +1,1 @@
+"""Generation engines with the micro-batching runtime, and the sampling operators."""

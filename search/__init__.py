@@ -1,0 +1,1 @@
+"""Step-level search over solutions: beam search, tree search, particle Monte Carlo."""

@@ -1,0 +1,41 @@
+"""The console script, run as a real subprocess."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+from archon import __version__
+
+
+def archon(*args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("archon", path=os.path.dirname(sys.executable))
+    cmd = [exe] if exe else [sys.executable, "-m", "archon"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_version():
+    out = archon("--version")
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"archon {__version__}"
+
+
+def test_models_lists_every_embedded_model_with_its_size():
+    out = archon("models")
+    assert out.returncode == 0, out.stderr
+    for name in ("tiny-l", "tiny-s", "tiny-prm", "tiny-orm"):
+        assert name in out.stdout
+    assert "LlamaForCausalLM" in out.stdout and "MB" in out.stdout
+
+
+def test_datasets_lists_splits_and_sizes():
+    out = archon("datasets")
+    assert out.returncode == 0, out.stderr
+    assert "arith" in out.stdout and "facts" in out.stdout
+    assert "1,000" in out.stdout and "2,200" in out.stdout and "corpus" in out.stdout
+
+
+def test_unknown_command_fails_without_a_traceback():
+    out = archon("frobnicate")
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr

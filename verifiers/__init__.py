@@ -1,0 +1,1 @@
+"""Judgement: answer checking, step checkers, reward models, judges, sandboxed tests."""

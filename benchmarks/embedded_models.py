@@ -38,8 +38,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 RECOMMENDED_TEMPERATURE = 1.0
 TARGETS = {
     "tiny-l pass@1": "0.25 - 0.70",
-    "tiny-l coverage@32": ">= 0.90",
-    "tiny-l majority@32 - pass@1": ">= 0.10",
+    "tiny-l coverage@k (k = samples)": ">= 0.90",
+    "tiny-l majority@k - pass@1": ">= 0.10",
     "share of problems with pass@1 >= 0.8": ">= 0.20",
     "share of problems with pass@1 <= 0.2": ">= 0.20",
     "tiny-l pass@1 - tiny-s pass@1": ">= 0.15",
@@ -99,7 +99,6 @@ def reward_figures(problems: list, samples: list[list[str]], per_problem: int) -
         label(p.question, s, p.answer)
         for p, outs in zip(problems, samples, strict=True)
         for s in outs[:per_problem]
-        if s.strip()
     ]
     prm = AutoModelForTokenClassification.from_pretrained(models.path("tiny-prm"))
     orm = AutoModelForSequenceClassification.from_pretrained(models.path("tiny-orm"))
@@ -130,7 +129,7 @@ def facts_figures(name: str, limit: int | None) -> dict:
     with_gold = [context_prompt(p.question, [docs[i] for i in p.metadata["gold_doc_ids"]]) for p in problems]
     out = {}
     for key, users in (("gold doc", with_gold), ("no doc", [p.question for p in problems])):
-        gen = sample(model, users, n=1, temperature=0.0, max_new_tokens=24)
+        gen = sample(model, users, n=1, temperature=0.0, max_new_tokens=128)
         out[key] = sum(final_answer(g[0]) == p.answer for g, p in zip(gen, problems, strict=True)) / len(problems)
     return out
 
@@ -144,8 +143,11 @@ def main() -> None:
     ap.add_argument("--reward-samples", type=int, default=4, help="samples per problem scored by the RMs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--write-cards", action="store_true", help="refresh the figures in the model cards")
-    ap.add_argument("--out", type=Path, default=RESULTS / "embedded_models.json")
+    ap.add_argument("--out", type=Path, default=None, help="JSON output (default: under benchmarks/results/)")
     args = ap.parse_args()
+    if args.out is None:
+        suffix = "" if args.limit is None and args.samples == 32 else f"_limit{args.limit}_n{args.samples}"
+        args.out = RESULTS / f"embedded_models{suffix}.json"
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     problems = data.load("arith", split="dev")[: args.limit]
@@ -175,9 +177,69 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     _print(result)
     if args.write_cards:
-        from benchmarks_cards import write_cards  # type: ignore[import-not-found]
-
         write_cards(result)
+
+
+CARD_TEXT = {
+    "tiny-l": "The larger causal LM of the embedded default, trained from scratch on the arith and facts "
+    "training worlds (disjoint from the shipped splits). The default policy model: clearly imperfect at "
+    "arithmetic, with varied errors, so that sampling, voting and verifier-guided search visibly help; "
+    "able to read a fact from a document in its prompt.",
+    "tiny-s": "A several times smaller causal LM trained on the same data: the cheap model for model "
+    "switching, cascades and FLOP-matched comparisons.",
+    "tiny-prm": "A process reward model fine-tuned from tiny-l on tiny-l's own arith samples, labelled by "
+    "the exact step checker (a step is good while no step up to it is wrong). Write the solution with a "
+    "newline after every step, the last included; the sigmoid of the logit at each newline is the score of "
+    "the solution up to that step. Imperfect on purpose, as real PRMs are.",
+    "tiny-orm": "An outcome reward model fine-tuned from tiny-l on tiny-l's own arith samples, labelled by "
+    "whether the final answer is right. The sigmoid of the logit at the final </s> scores the solution.",
+}
+
+
+def write_cards(r: dict) -> None:
+    """Write each embedded model's README.md: what it is, how it was trained, its measured figures."""
+    t = r["targets"]
+    figures = "\n".join(
+        f"| {k} | {v['measured']:.3f} | {v['target']} | {'yes' if v['met'] else 'no'} |" for k, v in t.items()
+    )
+    for name in models.names():
+        info = models.info(name)
+        d = models.path(name)
+        cfg = json.loads((d / "config.json").read_text())
+        training = json.loads((d / "training.json").read_text()) if (d / "training.json").is_file() else {}
+        body = f"""# {name}
+
+{CARD_TEXT[name]}
+
+- Architecture: `{info.architecture}` (hidden {cfg["hidden_size"]}, {cfg["num_hidden_layers"]} layers,
+  {cfg["num_attention_heads"]} heads, {cfg["num_key_value_heads"]} KV heads, intermediate
+  {cfg["intermediate_size"]}, context {cfg["max_position_embeddings"]}), {info.params:,} parameters, float32.
+- Tokenizer: the project's character-level tokenizer with a chat template
+  (`<s><|user|>question\\n<|assistant|>answer</s>`).
+- Training: `python -m archon.models.training` (fixed seeds); this model took
+  {training.get("seconds", "?")} s on 2 CPU cores. Settings: `training.json`.
+- Recommended sampling temperature for the LMs: {RECOMMENDED_TEMPERATURE} (top-p 1, top-k off).
+
+## Measured figures
+
+Reproduced by `python benchmarks/embedded_models.py --write-cards` on {r["machine"]}:
+{r["problems"]} arith dev problems, {r["samples"]} samples per problem at temperature {r["temperature"]};
+reward models scored on {r["rewards"]["solutions"]} held-out tiny-l samples ({r["rewards"]["steps"]} steps).
+
+| figure | measured | target | met |
+|---|---|---|---|
+{figures}
+
+tiny-l: greedy {r["tiny-l"]["greedy"]:.3f}, pass@1 by number of steps {r["tiny-l pass@1 by steps"]};
+tiny-s: greedy {r["tiny-s"]["greedy"]:.3f}, pass@1 {r["tiny-s"]["pass@1"]:.3f};
+facts greedy accuracy (tiny-s): gold doc {r["facts"]["tiny-s"]["gold doc"]:.3f},
+no doc {r["facts"]["tiny-s"]["no doc"]:.3f}.
+
+## Limitations
+
+Trained for minutes on synthetic data: it knows nothing outside the arith and facts worlds.
+"""
+        (d / "README.md").write_text(body)
 
 
 def _by_difficulty(problems: list, samples: list[list[str]]) -> dict[str, float]:
@@ -192,8 +254,8 @@ def _targets(r: dict) -> dict[str, dict]:
     n = r["samples"]
     got = {
         "tiny-l pass@1": r["tiny-l"]["pass@1"],
-        "tiny-l coverage@32": r["tiny-l"][f"coverage@{n}"],
-        "tiny-l majority@32 - pass@1": r["tiny-l"][f"majority@{n}"] - r["tiny-l"]["pass@1"],
+        "tiny-l coverage@k (k = samples)": r["tiny-l"][f"coverage@{n}"],
+        "tiny-l majority@k - pass@1": r["tiny-l"][f"majority@{n}"] - r["tiny-l"]["pass@1"],
         "share of problems with pass@1 >= 0.8": r["tiny-l"]["share pass@1 >= 0.8"],
         "share of problems with pass@1 <= 0.2": r["tiny-l"]["share pass@1 <= 0.2"],
         "tiny-l pass@1 - tiny-s pass@1": r["tiny-l"]["pass@1"] - r["tiny-s"]["pass@1"],

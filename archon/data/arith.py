@@ -11,11 +11,12 @@ and its reference solution writes one operation per line, then the answer::
     255 - 59 = 196
     #### 196
 
-Difficulty varies per problem by the number of operations (``steps``) and the
-size of the numbers (``digits``); both are recorded in the problem's metadata.
-Multiplication is by a single digit, subtraction never goes below zero, and
-running values stay below :data:`MAX_VALUE`, so every step is a short,
-checkable computation.
+Difficulty varies per problem by the number of operations (``steps``, 1 to 7)
+and the size of the operands (``digits``, 1 or 2); both are recorded in the
+problem's metadata. Multiplication is by a single digit, subtraction never goes
+below zero, and running values stay at most :data:`MAX_VALUE`, so every step is
+a short, checkable computation that a small character-level model can learn,
+imperfectly.
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ from archon.core import Problem
 
 PREFIX = "Evaluate left to right: "
 ANSWER_MARK = "#### "
-MAX_VALUE = 9999
+MAX_VALUE = 999
 OPS = ("+", "-", "*")
+STEPS = (1, 7)
+"""Inclusive range of the number of operations of a problem."""
+DIGITS = (1, 2)
+"""Inclusive range of the number of digits of the operands."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,16 +158,16 @@ def step_labels(question: str, solution: str) -> list[bool]:
 
 
 def difficulty(steps: int, digits: int) -> int:
-    """A difficulty level from 1 (one 1-digit operation) to 16 (six 3-digit operations)."""
-    return steps + 2 * (digits - 1) + (steps * (digits - 1)) // 3
+    """A difficulty level: the number of operations, counting a 2-digit operation as two."""
+    return steps * digits
 
 
 def generate(
     count: int,
     *,
     seed: int,
-    steps: tuple[int, int] = (1, 6),
-    digits: tuple[int, int] = (1, 3),
+    steps: tuple[int, int] = STEPS,
+    digits: tuple[int, int] = DIGITS,
     exclude: set[str] | None = None,
     id_prefix: str = "arith",
 ) -> Iterator[Problem]:

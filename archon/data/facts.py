@@ -9,6 +9,8 @@ Some people have a *near-duplicate*: a person whose name differs by one letter
 and whose document has the same shape but other facts, so that a retriever or a
 reader that matches loosely picks the wrong document. Questions ask for one fact
 of one person and record the gold document id in ``metadata["gold_doc_ids"]``.
+A reference solution quotes the sentence that states the fact, then gives the
+answer on a ``#### value`` line, as arith solutions do.
 
 Names of people and cities are built from syllables, so no model can know the
 facts without reading the corpus; the training world of the embedded models is
@@ -187,13 +189,22 @@ class Person:
         """The value of one attribute, as text."""
         return str(getattr(self, attribute))
 
-    def document(self) -> str:
-        """The person's document text."""
+    def sentences(self) -> tuple[str, str]:
+        """The two sentences of the person's document: birth, then work and music."""
         article = "an" if self.profession[0] in "aeiou" else "a"
         return (
-            f"{self.name} was born in {self.city} in {self.year}. "
-            f"{self.name} worked as {article} {self.profession} and played the {self.instrument}."
+            f"{self.name} was born in {self.city} in {self.year}.",
+            f"{self.name} worked as {article} {self.profession} and played the {self.instrument}.",
         )
+
+    def document(self) -> str:
+        """The person's document text."""
+        return " ".join(self.sentences())
+
+    def solution(self, attribute: str) -> str:
+        """The reference answer: quote the sentence that states the fact, then ``#### value``."""
+        quote = self.sentences()[0 if attribute in ("city", "year") else 1]
+        return f"{quote}\n#### {self.fact(attribute)}"
 
 
 def _word(rng: random.Random, lo: int, hi: int) -> str:
@@ -289,6 +300,7 @@ def questions(
                     "attribute": attr,
                     "entity": p.name,
                     "has_near_duplicate": i in twins,
+                    "solution": p.solution(attr),
                 },
             )
         )

@@ -3,7 +3,7 @@
 Order: the tokenizer, ``tiny-l``, ``tiny-s``, then ``tiny-l``'s samples on
 training-world arith problems, and the reward models ``tiny-prm`` and
 ``tiny-orm`` fine-tuned from ``tiny-l`` on them. Seeds are fixed; on 2 CPU
-cores the whole run takes about 45 minutes. ``--smoke`` runs a few steps of
+cores the whole run takes under an hour. ``--smoke`` runs a few steps of
 each stage into a temporary directory (the test suite does this).
 """
 
@@ -22,9 +22,35 @@ from archon.models.training.reward import RewardSpec, draw_samples, train_reward
 
 EMBEDDED = Path(__file__).resolve().parents[1] / "embedded"
 
+_L = {"hidden": 128, "layers": 4, "heads": 4, "kv_heads": 2, "intermediate": 384}
+_S = {"hidden": 64, "layers": 2, "heads": 2, "kv_heads": 1, "intermediate": 192}
+# Phases: first mostly copying exercises, so that the model learns to look things up
+# (induction) before the arithmetic takes over; then the main mixture; for tiny-l, two
+# last facts-heavy phases for reading documents, mostly from the open-ended world of
+# ``training.data.open_people``, whose values can only be copied, not remembered.
+# Each phase starts from the previous one's weights with a fresh optimizer.
 SPECS = {
-    "tiny-l": LMSpec(hidden=128, layers=4, heads=4, kv_heads=2, intermediate=384, steps=1800, facts_fraction=0.3),
-    "tiny-s": LMSpec(hidden=64, layers=2, heads=2, kv_heads=1, intermediate=192, steps=900, facts_fraction=0.3),
+    "tiny-l": [
+        LMSpec(**_L, steps=500, lr=1e-3, warmup=50, facts_fraction=0.3, copy_fraction=0.5, seed=0),
+        LMSpec(**_L, steps=2000, lr=2e-3, warmup=50, facts_fraction=0.3, copy_fraction=0.15, seed=1),
+        LMSpec(
+            **_L, steps=900, lr=1e-3, warmup=30, facts_fraction=0.2, copy_fraction=0.1, open_facts_fraction=0.45, seed=2
+        ),
+        LMSpec(
+            **_L,
+            steps=900,
+            lr=1e-3,
+            warmup=30,
+            facts_fraction=0.15,
+            copy_fraction=0.1,
+            open_facts_fraction=0.55,
+            seed=3,
+        ),
+    ],
+    "tiny-s": [
+        LMSpec(**_S, steps=300, lr=2e-3, warmup=50, facts_fraction=0.3, copy_fraction=0.5, seed=0),
+        LMSpec(**_S, steps=900, lr=3e-3, warmup=50, facts_fraction=0.3, copy_fraction=0.15, seed=1),
+    ],
 }
 REWARD = RewardSpec()
 
@@ -42,12 +68,13 @@ def main(argv: list[str] | None = None) -> None:
     timings: dict[str, float] = {}
     for name in ("tiny-l", "tiny-s"):
         if name in stages:
-            spec = SPECS[name]
-            if args.smoke:
-                spec = replace(spec, steps=3, warmup=1, arith_batch=4, facts_batch=2)
             t0 = time.perf_counter()
-            print(f"== {name}", flush=True)
-            train_lm(spec, args.out / name, log_every=0 if args.smoke else 100)
+            for phase, spec in enumerate(SPECS[name]):
+                if args.smoke:
+                    spec = replace(spec, steps=3, warmup=1, arith_batch=4, facts_batch=2)
+                print(f"== {name}, phase {phase + 1}", flush=True)
+                init = args.out / name if phase else None
+                train_lm(spec, args.out / name, init=init, log_every=0 if args.smoke else 100)
             timings[name] = time.perf_counter() - t0
     if "rewards" in stages:
         spec = REWARD

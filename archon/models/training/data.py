@@ -3,7 +3,7 @@
 Arith problems come from their own seed and never repeat a question of the
 shipped ``dev``/``test`` splits. Facts examples come from a separately seeded
 world of invented people that shares no name with the shipped corpus; each
-example puts the gold document among 0-4 distractors (the near-duplicate twin
+example puts the gold document among 0-3 distractors (the near-duplicate twin
 included when there is one) and asks for one fact.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from archon.models.training.tokenizer import BOS, CHARS, EOS, ROLES, SPECIALS
 TRAIN_ARITH_SEED = 1000
 TRAIN_FACTS_SEED = 1007
 TRAIN_FACTS_PEOPLE = 6000
+OPEN_FACTS_PEOPLE = 20000
 EMBEDDED = Path(__file__).resolve().parents[2] / "data" / "embedded"
 
 VOCAB = {tok: i for i, tok in enumerate(SPECIALS)} | {c: len(SPECIALS) + i for i, c in enumerate(CHARS)}
@@ -49,25 +51,53 @@ def held_out_questions() -> frozenset[str]:
 
 
 @cache
+def _shipped() -> frozenset[str]:
+    with (EMBEDDED / "facts" / "corpus.jsonl").open() as f:
+        return frozenset(json.loads(line)["title"] for line in f)
+
+
+@cache
 def train_people() -> tuple[facts.Person, ...]:
     """The people of the training facts world (no name shared with the shipped corpus)."""
-    with (EMBEDDED / "facts" / "corpus.jsonl").open() as f:
-        shipped = {json.loads(line)["title"] for line in f}
-    return tuple(facts.people(TRAIN_FACTS_PEOPLE, seed=TRAIN_FACTS_SEED, exclude_names=shipped))
+    return tuple(facts.people(TRAIN_FACTS_PEOPLE, seed=TRAIN_FACTS_SEED, exclude_names=set(_shipped())))
 
 
 def arith_example(rng: random.Random) -> tuple[str, str]:
     """One (question, solution) pair of the training arith world."""
     held = held_out_questions()
     while True:
-        chain = arith.random_chain(rng, rng.randint(1, 6), rng.randint(1, 3))
+        chain = arith.random_chain(rng, rng.randint(*arith.STEPS), rng.randint(*arith.DIGITS))
         if chain.question not in held:
             return chain.question, chain.solution
 
 
-def facts_example(rng: random.Random, max_distractors: int = 4) -> tuple[str, str]:
-    """One (context + question, answer) pair of the training facts world."""
-    persons = train_people()
+@cache
+def open_people() -> tuple[facts.Person, ...]:
+    """A larger training world for reading: nearly every city is new, half the jobs and instruments invented.
+
+    Seen rarely and with open-ended values, its facts cannot be remembered or
+    guessed from a short list: only copying them from the document pays.
+    """
+    rng = random.Random(TRAIN_FACTS_SEED + 1)
+    seed = TRAIN_FACTS_SEED + 1
+    base = facts.people(OPEN_FACTS_PEOPLE, seed=seed, cities=OPEN_FACTS_PEOPLE, exclude_names=set(_shipped()))
+
+    def word() -> str:
+        return "".join(rng.choice(facts.SYLLABLES) for _ in range(rng.randint(2, 3)))
+
+    return tuple(
+        replace(
+            p,
+            profession=word() if rng.random() < 0.5 else p.profession,
+            instrument=word() if rng.random() < 0.5 else p.instrument,
+        )
+        for p in base
+    )
+
+
+def facts_example(rng: random.Random, max_distractors: int = 3, *, world: str = "train") -> tuple[str, str]:
+    """One (context + question, answer) pair of a training facts world (``train`` or ``open``)."""
+    persons = train_people() if world == "train" else open_people()
     i = rng.randrange(len(persons))
     gold = persons[i]
     docs = [gold.document()]
@@ -79,20 +109,42 @@ def facts_example(rng: random.Random, max_distractors: int = 4) -> tuple[str, st
     rng.shuffle(docs)
     attr = rng.choice(facts.ATTRIBUTES)
     question = facts.QUESTIONS[attr].format(name=gold.name)
-    return facts.context_prompt(question, docs), f"{arith.ANSWER_MARK}{gold.fact(attr)}"
+    return facts.context_prompt(question, docs), gold.solution(attr)
+
+
+def copy_example(rng: random.Random) -> tuple[str, str]:
+    """A ``Repeat: ...`` exercise: copying invented words teaches the model to look things up.
+
+    Content-based copying (induction) is what reading a fact from a document
+    needs; on its own the facts task teaches it slowly, plain copying quickly.
+    """
+    words = []
+    for _ in range(rng.randint(2, 6)):
+        if rng.random() < 0.25:
+            words.append(str(rng.randint(1, 2000)))
+        else:
+            words.append("".join(rng.choice(facts.SYLLABLES) for _ in range(rng.randint(1, 4))).capitalize())
+    text = " ".join(words)
+    return f"Repeat: {text}", text
 
 
 def _one_letter_apart(a: str, b: str) -> bool:
     return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
 
 
-def examples(seed: int, facts_fraction: float) -> Iterator[tuple[list[int], int]]:
-    """Endless ``(token ids, completion start)`` pairs: prompt ids then ``solution</s>``."""
+KINDS = {
+    "arith": arith_example,
+    "facts": facts_example,
+    "open_facts": lambda rng: facts_example(rng, world="open"),
+    "copy": copy_example,
+}
+
+
+def examples(seed: int, kind: str) -> Iterator[tuple[list[int], int]]:
+    """Endless ``(token ids, completion start)`` pairs of one kind: prompt ids then ``solution</s>``."""
     rng = random.Random(seed)
+    make = KINDS[kind]
     while True:
-        if rng.random() < facts_fraction:
-            user, completion = facts_example(rng)
-        else:
-            user, completion = arith_example(rng)
+        user, completion = make(rng)
         prompt = encode_prompt(user)
         yield prompt + encode_chars(completion) + [EOS_ID], len(prompt)

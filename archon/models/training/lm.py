@@ -9,6 +9,7 @@ arith sequences are not padded to the length of facts contexts.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -37,6 +38,8 @@ class LMSpec:
     arith_batch: int = 64
     facts_batch: int = 16
     facts_fraction: float = 0.25
+    copy_fraction: float = 0.0
+    open_facts_fraction: float = 0.0
     context_weight: float = 0.2
     seed: int = 0
     context_length: int = 2048
@@ -65,11 +68,21 @@ def llama_config(spec: LMSpec):  # -> transformers.LlamaConfig
 def _batches(spec: LMSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
     """Endless (ids, loss weights, is_facts) batches, padded on the right."""
     rng = random.Random(spec.seed + 1)
-    arith = examples(spec.seed + 2, facts_fraction=0.0)
-    facts = examples(spec.seed + 3, facts_fraction=1.0)
+    arith = examples(spec.seed + 2, "arith")
+    facts = examples(spec.seed + 3, "facts")
+    copy = examples(spec.seed + 4, "copy")
+    open_facts = examples(spec.seed + 5, "open_facts")
     while True:
-        is_facts = rng.random() < spec.facts_fraction
-        src, size = (facts, spec.facts_batch) if is_facts else (arith, spec.arith_batch)
+        u = rng.random()
+        is_facts = u < spec.facts_fraction
+        if is_facts:
+            src, size = facts, spec.facts_batch
+        elif u < spec.facts_fraction + spec.copy_fraction:
+            src, size = copy, spec.arith_batch
+        elif u < spec.facts_fraction + spec.copy_fraction + spec.open_facts_fraction:
+            src, size, is_facts = open_facts, spec.facts_batch, True
+        else:
+            src, size = arith, spec.arith_batch
         items = [next(src) for _ in range(size)]
         width = max(len(ids) for ids, _ in items)
         ids = torch.full((size, width), PAD_ID, dtype=torch.long)
@@ -83,15 +96,19 @@ def _batches(spec: LMSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
         yield ids, weight, is_facts
 
 
-def train_lm(spec: LMSpec, out_dir: str | Path, *, log_every: int = 100) -> dict[str, float]:
+def train_lm(
+    spec: LMSpec, out_dir: str | Path, *, init: str | Path | None = None, log_every: int = 100
+) -> dict[str, float]:
     """Train one LM and save it (weights, config, tokenizer) to ``out_dir``.
 
-    Returns a few figures of the run (final losses, seconds, tokens/s).
+    Starts from random weights, or from the model in ``init`` (a later phase
+    of training, with a fresh optimizer and schedule). Returns a few figures
+    of the run (final losses, seconds, tokens/s).
     """
     from transformers import LlamaForCausalLM
 
     torch.manual_seed(spec.seed)
-    model = LlamaForCausalLM(llama_config(spec))
+    model = LlamaForCausalLM.from_pretrained(str(init)) if init else LlamaForCausalLM(llama_config(spec))
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.98), weight_decay=0.05)
 
     def lr_at(step: int) -> float:
@@ -129,9 +146,11 @@ def train_lm(spec: LMSpec, out_dir: str | Path, *, log_every: int = 100) -> dict
             )
     seconds = time.perf_counter() - t0
     save_lm(model, out_dir)
-    Path(out_dir, "training.json").write_text(
-        __import__("json").dumps({"spec": asdict(spec), "seconds": round(seconds, 1)}, indent=2)
-    )
+    record = Path(out_dir, "training.json")
+    phases = json.loads(record.read_text())["phases"] if init and record.is_file() else []
+    phases.append({"spec": asdict(spec), "seconds": round(seconds, 1), "init": "previous phase" if init else None})
+    total = round(sum(p["seconds"] for p in phases), 1)
+    record.write_text(json.dumps({"phases": phases, "seconds": total}, indent=2) + "\n")
     return {"arith_loss": ema[False], "facts_loss": ema[True], "seconds": seconds, "tok_per_s": tokens / seconds}
 
 

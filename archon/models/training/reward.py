@@ -92,7 +92,7 @@ def draw_samples(policy: torch.nn.Module, spec: RewardSpec) -> list[Labeled]:
     data = []
     for q, sols in zip(qs, outs, strict=True):
         ans = str(arith.parse_question(q).answer)
-        data.extend(label(q, s, ans) for s in sols if s.strip())
+        data.extend(label(q, s, ans) for s in sols)
     return data
 
 

@@ -38,6 +38,8 @@ def test_questions_are_answered_by_their_gold_document_only():
             doc = docs[gold[0]]
             assert doc.title == p.metadata["entity"] and p.metadata["entity"] in p.question
             assert re.search(rf"\b{re.escape(p.answer)}\b", doc.text)
+            quote, answer_line = p.metadata["solution"].split("\n")
+            assert quote in doc.text and answer_line == f"#### {p.answer}"
             assert by_entity[doc.title] == gold  # no other document about this person
     dev = {(p.metadata["entity"], p.metadata["attribute"]) for p in data.load("facts", split="dev")}
     test = {(p.metadata["entity"], p.metadata["attribute"]) for p in data.load("facts", split="test")}

@@ -25,7 +25,7 @@ EMBEDDED = Path(__file__).resolve().parents[1] / "embedded"
 _L = {"hidden": 128, "layers": 4, "heads": 4, "kv_heads": 2, "intermediate": 384}
 _S = {"hidden": 64, "layers": 2, "heads": 2, "kv_heads": 1, "intermediate": 192}
 # Phases: first mostly copying exercises, so that the model learns to look things up
-# (induction) before the arithmetic takes over; then the main mixture; for tiny-l, two
+# (induction) before the arithmetic takes over; then the main mixture; for tiny-l, three
 # last facts-heavy phases for reading documents, mostly from the open-ended world of
 # ``training.data.open_people``, whose values can only be copied, not remembered.
 # Each phase starts from the previous one's weights with a fresh optimizer.
@@ -45,6 +45,16 @@ SPECS = {
             copy_fraction=0.1,
             open_facts_fraction=0.55,
             seed=3,
+        ),
+        LMSpec(
+            **_L,
+            steps=900,
+            lr=1e-3,
+            warmup=30,
+            facts_fraction=0.0,
+            copy_fraction=0.1,
+            open_facts_fraction=0.6,
+            seed=4,
         ),
     ],
     "tiny-s": [

@@ -307,12 +307,17 @@ def questions(
     return out
 
 
+def near_duplicate(a: str, b: str) -> bool:
+    """Whether two names differ in exactly one letter (a near-duplicate pair)."""
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
+
+
 def _twin_ids(persons: Sequence[Person]) -> set[int]:
     """Indices of people whose name differs from a neighbour's by one letter."""
     out: set[int] = set()
     for i in range(len(persons) - 1):
         a, b = persons[i].name, persons[i + 1].name
-        if len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1:
+        if near_duplicate(a, b):
             out.update((i, i + 1))
     return out
 

@@ -23,3 +23,14 @@ def test_training_scripts_smoke(tmp_path):
     AutoModelForCausalLM.from_pretrained(tmp_path / "tiny-s")
     AutoModelForTokenClassification.from_pretrained(tmp_path / "tiny-prm")
     assert json.loads((tmp_path / "tiny-orm" / "reward_config.json").read_text())["kind"] == "outcome"
+
+
+def test_shipped_models_were_trained_with_the_scripts_specs():
+    from dataclasses import asdict
+
+    from archon import models
+    from archon.models.training.__main__ import SPECS
+
+    for name, phases in SPECS.items():
+        record = json.loads((models.path(name) / "training.json").read_text())
+        assert [p["spec"] for p in record["phases"]] == [asdict(s) for s in phases], name

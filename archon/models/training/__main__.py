@@ -29,33 +29,14 @@ _S = {"hidden": 64, "layers": 2, "heads": 2, "kv_heads": 1, "intermediate": 192}
 # last facts-heavy phases for reading documents, mostly from the open-ended world of
 # ``training.data.open_people``, whose values can only be copied, not remembered.
 # Each phase starts from the previous one's weights with a fresh optimizer.
+_READ = LMSpec(**_L, steps=900, lr=1e-3, warmup=30, facts_fraction=0.2, copy_fraction=0.1, open_facts_fraction=0.45)
 SPECS = {
     "tiny-l": [
         LMSpec(**_L, steps=500, lr=1e-3, warmup=50, facts_fraction=0.3, copy_fraction=0.5, seed=0),
         LMSpec(**_L, steps=2000, lr=2e-3, warmup=50, facts_fraction=0.3, copy_fraction=0.15, seed=1),
-        LMSpec(
-            **_L, steps=900, lr=1e-3, warmup=30, facts_fraction=0.2, copy_fraction=0.1, open_facts_fraction=0.45, seed=2
-        ),
-        LMSpec(
-            **_L,
-            steps=900,
-            lr=1e-3,
-            warmup=30,
-            facts_fraction=0.15,
-            copy_fraction=0.1,
-            open_facts_fraction=0.55,
-            seed=3,
-        ),
-        LMSpec(
-            **_L,
-            steps=900,
-            lr=1e-3,
-            warmup=30,
-            facts_fraction=0.0,
-            copy_fraction=0.1,
-            open_facts_fraction=0.6,
-            seed=4,
-        ),
+        replace(_READ, seed=2),
+        replace(_READ, facts_fraction=0.15, open_facts_fraction=0.55, seed=3),
+        replace(_READ, facts_fraction=0.0, open_facts_fraction=0.6, seed=4),
     ],
     "tiny-s": [
         LMSpec(**_S, steps=300, lr=2e-3, warmup=50, facts_fraction=0.3, copy_fraction=0.5, seed=0),

@@ -19,7 +19,6 @@ from pathlib import Path
 from archon.data import arith, facts
 from archon.models.training.tokenizer import BOS, CHARS, EOS, ROLES, SPECIALS
 
-TRAIN_ARITH_SEED = 1000
 TRAIN_FACTS_SEED = 1007
 TRAIN_FACTS_PEOPLE = 6000
 OPEN_FACTS_PEOPLE = 20000
@@ -102,7 +101,7 @@ def facts_example(rng: random.Random, max_distractors: int = 3, *, world: str = 
     gold = persons[i]
     docs = [gold.document()]
     for j in (i - 1, i + 1):  # the near-duplicate twin sits next to its original
-        if 0 <= j < len(persons) and _one_letter_apart(gold.name, persons[j].name) and rng.random() < 0.7:
+        if 0 <= j < len(persons) and facts.near_duplicate(gold.name, persons[j].name) and rng.random() < 0.7:
             docs.append(persons[j].document())
     while len(docs) < 1 + rng.randint(0, max_distractors):
         docs.append(persons[rng.randrange(len(persons))].document())
@@ -126,10 +125,6 @@ def copy_example(rng: random.Random) -> tuple[str, str]:
             words.append("".join(rng.choice(facts.SYLLABLES) for _ in range(rng.randint(1, 4))).capitalize())
     text = " ".join(words)
     return f"Repeat: {text}", text
-
-
-def _one_letter_apart(a: str, b: str) -> bool:
-    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
 
 
 KINDS = {

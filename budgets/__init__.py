@@ -1,1 +1,5 @@
 """Compute accounting: cost model, budgets and the ledger (imports nothing of the project)."""
+
+from budgets.facts import DTYPE_BYTES, ModelFacts
+
+__all__ = ["DTYPE_BYTES", "ModelFacts"]

@@ -26,8 +26,8 @@ from math import prod
 from pathlib import Path
 
 from archon.core import ModelNotFoundError
+from archon.core.models import EMBEDDED_DIR, resolve_model
 
-EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
 PURPOSES = {
     "tiny-l": "causal LM, arith + facts; default policy model",
     "tiny-s": "smaller causal LM, arith + facts; cheap model",
@@ -61,19 +61,7 @@ def resolve(model: str | Path) -> str:
     A name that is neither embedded nor an existing directory is passed on as a
     hub id (``org/name``); anything else raises :class:`ModelNotFoundError`.
     """
-    text = str(model)
-    if text in PURPOSES:
-        return str(path(text))
-    p = Path(text).expanduser()
-    if p.is_dir():
-        if not (p / "config.json").is_file():
-            raise ModelNotFoundError(f"model directory {p} has no config.json")
-        return str(p)
-    if "/" in text and not text.startswith((".", "/", "~")) and text.count("/") == 1:
-        return text
-    close = difflib.get_close_matches(text, names(), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ModelNotFoundError(f"model {text!r} is not an embedded model, a local directory or a hub id (org/name){hint}")
+    return resolve_model(model)
 
 
 @dataclass(frozen=True, slots=True)

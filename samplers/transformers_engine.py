@@ -1,0 +1,601 @@
+"""The batched transformers backend, on CPU and CUDA.
+
+``await engine.generate(request)`` from many tasks at once: the :class:`~samplers.batcher.MicroBatcher`
+collects the requests, and one worker thread serves them together:
+
+1. **Prefill** every distinct prompt once (the ``n`` samples of a prompt, and identical prompts of
+   different requests, share it), in chunks of left-padded rows. A prompt that continues an earlier
+   one (the next step of a beam or particle) starts from the KV of the longest cached prefix: the
+   chunk's rows are laid out ``[pad][cached prefix][pad][new tokens]`` with explicit position ids, so
+   only the new tokens are computed. Usage reports the reused tokens as ``cached_tokens``.
+2. **Decode** all samples of all requests in one batch: each prompt's KV is expanded (copied, not
+   recomputed) to its ``n`` rows; every step runs one forward pass of one token per live row, then
+   picks each row's token with its own temperature, top-p, top-k and random stream
+   (:mod:`samplers.sampling`). Rows that finish (EOS, a stop string, ``max_tokens``, the context)
+   leave the batch.
+3. **Cache** each prompt's KV and, for completions that ended at a stop string (a step that will be
+   continued), the KV of prompt + step, in a bounded :class:`~samplers.prefix_cache.PrefixCache`.
+
+Greedy decoding equals ``model.generate(do_sample=False)`` token for token (a test checks it), and a
+seeded request draws the same tokens whatever else shares its batch (up to floating-point rounding
+of batched matrix products, which can only matter at exact ties).
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedModel
+
+from archon.core import (
+    Completion,
+    FinishReason,
+    GenRequest,
+    GenResult,
+    ModelFacts,
+    Prompt,
+    RequestError,
+    ScoreResult,
+    Usage,
+    prompt_kind,
+)
+from archon.core.models import resolve_model
+from samplers.batcher import MicroBatcher
+from samplers.prefix_cache import Entry, PrefixCache
+from samplers.sampling import RowParams, choose, log_softmax_and_entropy
+from samplers.stops import find_stop
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]
+"""Per layer, keys and values of one sequence: ``[kv_heads, tokens, head_dim]`` each."""
+
+
+@dataclass
+class _Gen:
+    request: GenRequest
+    ids: tuple[int, ...]
+    start: float
+
+
+@dataclass
+class _Score:
+    prompt_ids: tuple[int, ...]
+    conts: list[tuple[int, ...]]
+
+
+@dataclass
+class _Seq:
+    """One distinct sequence to prefill, and what the batch learned about it."""
+
+    ids: tuple[int, ...]
+    keep: int = 1  # how many final positions' logits are needed
+    cached: int = 0  # leading tokens whose KV is reused, not computed
+    source: KV | None = None  # where the reused KV comes from
+    entry: Entry | None = None  # the prefix-cache entry it came from, if any
+    kv: KV = field(default_factory=list)
+    logits: torch.Tensor | None = None
+
+
+@dataclass
+class _Row:
+    """One sample being decoded."""
+
+    work: int  # index of its _Gen in the batch
+    seq: _Seq
+    generator: torch.Generator
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    entropies: list[float] = field(default_factory=list)
+    finish: FinishReason | None = None
+    stop_str: str | None = None
+    kept: bool = False  # its KV went to the prefix cache
+
+
+class TransformersEngine:
+    r"""Batched generation and scoring with a Hugging Face causal LM.
+
+    Args:
+        model: An embedded model's name (``"tiny-l"``), a local model directory, a hub id, or a loaded
+            ``PreTrainedModel`` (then pass ``tokenizer``).
+        tokenizer: The tokenizer, when ``model`` is an object.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
+        dtype: ``"auto"`` (float32 on CPU, bfloat16 on CUDA when supported), ``"float32"``,
+            ``"bfloat16"`` or ``"float16"``.
+        name: The model's name in results and cost reports (default: what ``model`` was).
+        max_batch: Most requests in one batch.
+        kv_budget_mb: Memory for the KV cache of one decode batch; bounds the tokens
+            (``(prompt + max_tokens) × n`` per request) batched together.
+        prefill_chunk_tokens: Most (padded) tokens in one prefill forward pass.
+        prefix_cache_mb: Memory for cached prefixes (``0`` turns the prefix cache off).
+        seed: Seed of the random stream that requests without a ``seed`` draw from.
+        attn_implementation: Passed to ``from_pretrained`` (``"sdpa"`` by default, ``"eager"`` for
+            FLOP counting).
+
+    Example:
+        >>> import asyncio
+        >>> engine = TransformersEngine("tiny-l")
+        >>> question = [{"role": "user", "content": "Evaluate left to right: 2 + 3"}]
+        >>> req = GenRequest(question, max_tokens=16, temperature=0, stop="\n")
+        >>> result = asyncio.run(engine.generate(req))
+        >>> result.completions[0].text
+        '2 + 3 = 5'
+        >>> engine.close()
+    """
+
+    def __init__(
+        self,
+        model: str | Path | PreTrainedModel,
+        *,
+        tokenizer: Any = None,
+        device: str = "cpu",
+        dtype: str = "auto",
+        name: str | None = None,
+        max_batch: int = 256,
+        kv_budget_mb: float = 1024,
+        prefill_chunk_tokens: int = 8192,
+        prefix_cache_mb: float = 256,
+        seed: int = 0,
+        attn_implementation: str | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.model, self.tokenizer = _load(model, tokenizer, self.device, dtype, attn_implementation)
+        self.name = name or (str(model) if isinstance(model, str | Path) else self.model.name_or_path)
+        config = self.model.config
+        self.dtype = self.model.dtype
+        n_params = sum(p.numel() for p in self.model.parameters())
+        self._facts = ModelFacts.from_config(
+            config.to_dict(), name=self.name, parameters=n_params, dtype=str(self.dtype).replace("torch.", "")
+        )
+        self.context_length = self._facts.context_length
+        gen_cfg = getattr(self.model, "generation_config", None)
+        eos = getattr(gen_cfg, "eos_token_id", None) or self.tokenizer.eos_token_id
+        self.eos_ids = frozenset(eos if isinstance(eos, list | tuple) else [eos] if eos is not None else [])
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else next(iter(self.eos_ids), 0))
+        kv_bytes = self._facts.kv_bytes_per_token
+        self.max_batch_tokens = max(self.context_length, int(kv_budget_mb * 2**20 / kv_bytes))
+        self.prefill_chunk_tokens = max(1, prefill_chunk_tokens)
+        self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20 / kv_bytes))
+        self._generator = torch.Generator().manual_seed(seed)
+        self._batcher: MicroBatcher[_Gen | _Score] = MicroBatcher(
+            self._run_batch, max_items=max_batch, max_tokens=self.max_batch_tokens, name=f"engine-{self.name}"
+        )
+        self._lock = threading.Lock()
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self.usage = Usage()
+        """Everything this engine has served so far."""
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def facts(self) -> ModelFacts:
+        """Architecture facts of the loaded model (parameters counted on the weights)."""
+        return self._facts
+
+    @property
+    def batch_stats(self) -> Any:
+        """The micro-batcher's counters (batches run, items, largest batch)."""
+        return self._batcher.stats
+
+    def encode(self, prompt: Prompt) -> tuple[int, ...]:
+        """The token ids of a prompt (text with the tokenizer's special tokens, messages via the chat template)."""
+        kind = prompt_kind(prompt)
+        if kind == "tokens":
+            ids = tuple(int(t) for t in prompt)  # type: ignore[union-attr]
+            vocab = self._facts.vocab_size
+            if max(ids) >= vocab:
+                msg = f"token id {max(ids)} is outside {self.name}'s vocabulary of {vocab}"
+                raise RequestError(f"GenRequest.prompt: {msg}")
+            return ids
+        if kind == "text":
+            return tuple(self.tokenizer(prompt).input_ids)
+        text = self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+        return tuple(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    async def generate(self, request: GenRequest) -> GenResult:
+        """Sample ``request.n`` completions; concurrent calls are served in one batch."""
+        start = time.perf_counter()
+        ids = self.encode(request.prompt)
+        self._check_length(len(ids), "GenRequest.prompt")
+        size = (len(ids) + request.max_tokens) * request.n
+        return await self._batcher.submit(_Gen(request, ids, start), size)
+
+    async def score(self, prompt: Prompt, continuations: Sequence[str]) -> ScoreResult:
+        """Teacher-forced log-probabilities of each continuation's tokens after ``prompt``.
+
+        Continuations are tokenized on their own (no special tokens) and appended to the prompt's
+        tokens, so the scores are of exactly those tokens.
+        """
+        prompt_ids = self.encode(prompt)
+        conts = [tuple(self.tokenizer(c, add_special_tokens=False).input_ids) for c in continuations]
+        for i, c in enumerate(conts):
+            self._check_length(len(prompt_ids) + len(c), f"score continuation {i}")
+        size = sum(len(prompt_ids) + len(c) for c in conts) or 1
+        return await self._batcher.submit(_Score(prompt_ids, conts), size)
+
+    async def aclose(self) -> None:
+        """Release the worker thread and the prefix cache."""
+        self.close()
+
+    def close(self) -> None:
+        """Release the worker thread and the prefix cache (synchronous form of :meth:`aclose`)."""
+        self._batcher.close()
+        self.prefix_cache.clear()
+
+    def _check_length(self, n: int, what: str) -> None:
+        if n >= self.context_length:
+            raise RequestError(
+                f"{what}: {n} tokens, but {self.name}'s context is {self.context_length} tokens "
+                "(and at least one must be left to generate)"
+            )
+
+    # ------------------------------------------------------------------ the batch
+
+    def _run_batch(self, items: Sequence[_Gen | _Score]) -> list[Any]:
+        """Serve a batch; a failure is retried request by request so it fails alone."""
+        try:
+            with torch.inference_mode():
+                return self._serve(items)
+        except Exception as exc:
+            if len(items) == 1:
+                return [exc]
+            return [self._run_batch([item])[0] for item in items]
+
+    def _serve(self, items: Sequence[_Gen | _Score]) -> list[Any]:
+        gens = [(i, w) for i, w in enumerate(items) if isinstance(w, _Gen)]
+        scores = [(i, w) for i, w in enumerate(items) if isinstance(w, _Score)]
+        seqs: dict[tuple[int, ...], _Seq] = {}
+        for _, w in gens:
+            seqs.setdefault(w.ids, _Seq(w.ids))
+        for _, w in scores:
+            seqs.setdefault(w.prompt_ids, _Seq(w.prompt_ids))
+        self._prefill(list(seqs.values()))
+        out: list[Any] = [None] * len(items)
+        if scores:
+            scored = []
+            for _, w in scores:
+                p = seqs[w.prompt_ids]
+                for c in w.conts:
+                    scored.append(_Seq(w.prompt_ids + c, keep=len(c), cached=len(p.ids), source=p.kv))
+            self._prefill([s for s in scored if s.keep])
+            it = iter(scored)
+            for i, w in scores:
+                out[i] = self._score_result(w, [next(it) for _ in w.conts], seqs[w.prompt_ids])
+        if gens:
+            for (i, _), result in zip(gens, self._decode([w for _, w in gens], seqs), strict=True):
+                out[i] = result
+        return out
+
+    # ------------------------------------------------------------------ prefill
+
+    def _prefill(self, seqs: list[_Seq]) -> None:
+        """Compute the KV (and final logits) of every sequence, reusing cached prefixes."""
+        for s in seqs:
+            if s.source is None:
+                n, entry = self.prefix_cache.lookup(s.ids, max_len=len(s.ids) - s.keep)
+                s.cached, s.entry, s.source = n, entry, entry.payload if entry else None
+        order = sorted(seqs, key=lambda s: (s.cached, len(s.ids) - s.cached))
+        chunk: list[_Seq] = []
+        for s in order:
+            trial = [*chunk, s]
+            padded = len(trial) * (max(x.cached for x in trial) + max(len(x.ids) - x.cached for x in trial))
+            if chunk and padded > self.prefill_chunk_tokens:
+                self._prefill_chunk(chunk)
+                chunk = []
+            chunk.append(s)
+        if chunk:
+            self._prefill_chunk(chunk)
+        for s in seqs:
+            if self.prefix_cache.accepts(len(s.ids)):
+                extends = s.entry if s.entry is not None and s.cached == len(s.entry.tokens) else None
+                self.prefix_cache.insert(s.ids, _clone(s.kv), extends=extends)
+
+    def _prefill_chunk(self, chunk: list[_Seq]) -> None:
+        dev = self.device
+        c_max = max(s.cached for s in chunk)
+        s_max = max(len(s.ids) - s.cached for s in chunk)
+        b = len(chunk)
+        ids = torch.full((b, s_max), self.pad_id, dtype=torch.long)
+        pos = torch.zeros((b, s_max), dtype=torch.long)
+        mask = torch.zeros((b, c_max + s_max), dtype=torch.long)
+        for r, s in enumerate(chunk):
+            new = s.ids[s.cached :]
+            ids[r, s_max - len(new) :] = torch.tensor(new)
+            pos[r, s_max - len(new) :] = torch.arange(s.cached, len(s.ids))
+            mask[r, c_max - s.cached : c_max] = 1
+            mask[r, c_max + s_max - len(new) :] = 1
+        cache = DynamicCache()
+        if c_max:
+            prefixes = [_slice(s.source, s.cached) if s.source else None for s in chunk]
+            cache = _stack(prefixes, [s.cached for s in chunk], c_max, self._facts, self.dtype, dev)
+        keep = max(s.keep for s in chunk)
+        out = self.model(
+            input_ids=ids.to(dev),
+            attention_mask=mask.to(dev),
+            position_ids=pos.to(dev),
+            use_cache=True,
+            logits_to_keep=keep,
+            **{self._cache_arg: cache},
+        )
+        logits = out.logits.float()
+        layers = cache.layers
+        for r, s in enumerate(chunk):
+            n_new = len(s.ids) - s.cached
+            kv = []
+            for li, layer in enumerate(layers):
+                k_new = layer.keys[r, :, c_max + s_max - n_new :]
+                v_new = layer.values[r, :, c_max + s_max - n_new :]
+                if s.cached:
+                    k_old, v_old = s.source[li]  # type: ignore[index]
+                    k_new = torch.cat([k_old[:, : s.cached], k_new], dim=1)
+                    v_new = torch.cat([v_old[:, : s.cached], v_new], dim=1)
+                kv.append((k_new, v_new))
+            s.kv = kv
+            s.logits = logits[r, keep - s.keep :]
+
+    # ------------------------------------------------------------------ decode
+
+    def _decode(self, works: list[_Gen], seqs: dict[tuple[int, ...], _Seq]) -> list[GenResult]:
+        rows: list[_Row] = []
+        for wi, w in enumerate(works):
+            gen = self._generator if w.request.seed is None else torch.Generator().manual_seed(w.request.seed)
+            rows += [_Row(wi, seqs[w.ids], gen) for _ in range(w.request.n)]
+        if rows:
+            self._decode_rows(works, rows)
+        results = []
+        for wi, w in enumerate(works):
+            mine = [r for r in rows if r.work == wi]
+            s = seqs[w.ids]
+            usage = Usage(len(w.ids), s.cached, sum(len(r.tokens) for r in mine))
+            with self._lock:
+                self.usage = self.usage + usage
+            comps = tuple(self._completion(r, w.request) for r in mine)
+            results.append(GenResult(w.request, comps, usage, self.name, time.perf_counter() - w.start))
+            s.cached = len(s.ids)  # a later request with the same prompt computed none of it
+        return results
+
+    def _decode_rows(self, works: list[_Gen], rows: list[_Row]) -> None:
+        dev = self.device
+        lengths = [len(r.seq.ids) for r in rows]
+        t0 = max(lengths)
+        cache = _stack([r.seq.kv for r in rows], lengths, t0, self._facts, self.dtype, dev, share=True)
+        mask = torch.zeros((len(rows), t0), dtype=torch.long)
+        for i, n in enumerate(lengths):
+            mask[i, t0 - n :] = 1
+        mask = mask.to(dev)
+        positions = torch.tensor(lengths, dtype=torch.long)
+        reqs = [works[r.work].request for r in rows]
+        params = RowParams(
+            torch.tensor([q.temperature for q in reqs], dtype=torch.float32),
+            torch.tensor([q.top_p for q in reqs], dtype=torch.float32),
+            torch.tensor([q.top_k for q in reqs], dtype=torch.long),
+        )
+        logits = torch.stack([r.seq.logits[-1] for r in rows])  # type: ignore[index]
+        live = list(range(len(rows)))  # batch position -> row index
+        step = 0
+        while True:
+            self._step(rows, live, reqs, logits, params, positions, step, t0)
+            done = [b for b, ri in enumerate(live) if rows[ri].finish is not None]
+            if len(done) == len(live):
+                for b, ri in enumerate(live):
+                    self._cache_completion(rows[ri], cache, b, t0)
+                break
+            if done and (len(done) * 4 >= len(live) or len(live) - len(done) <= 4):
+                for b in done:
+                    self._cache_completion(rows[live[b]], cache, b, t0)
+                keep = [b for b in range(len(live)) if b not in set(done)]
+                idx = torch.tensor(keep, dtype=torch.long)
+                cache.batch_select_indices(idx.to(dev))
+                mask = mask[idx.to(dev)]
+                params = params.select(idx)
+                positions = positions[idx]
+                live = [live[b] for b in keep]
+            alive = torch.tensor([rows[ri].finish is None for ri in live], dtype=torch.long)
+            last = [rows[ri].tokens[-1] if rows[ri].finish is None else self.pad_id for ri in live]
+            mask = torch.cat([mask, alive.to(dev).unsqueeze(1)], dim=1)
+            out = self.model(
+                input_ids=torch.tensor(last, dtype=torch.long, device=dev).unsqueeze(1),
+                attention_mask=mask,
+                position_ids=positions.to(dev).unsqueeze(1),
+                use_cache=True,
+                logits_to_keep=1,
+                **{self._cache_arg: cache},
+            )
+            logits = out.logits[:, -1].float()
+            positions = positions + 1
+            step += 1
+
+    def _step(
+        self,
+        rows: list[_Row],
+        live: list[int],
+        reqs: list[GenRequest],
+        logits: torch.Tensor,
+        params: RowParams,
+        positions: torch.Tensor,
+        step: int,
+        t0: int,
+    ) -> None:
+        """Choose the next token of every live row and decide which rows finish."""
+        logits = logits.cpu()
+        uniforms = torch.empty(len(live))
+        sampled = [b for b, ri in enumerate(live) if reqs[ri].temperature > 0 and rows[ri].finish is None]
+        if sampled:
+            _draw(uniforms, sampled, [rows[live[b]].generator for b in sampled])
+        tokens = choose(logits, params, uniforms).tolist()
+        need_lp = any(reqs[ri].logprobs or reqs[ri].entropies for ri in live)
+        logp, ent = log_softmax_and_entropy(logits) if need_lp else (None, None)
+        for b, ri in enumerate(live):
+            row, req = rows[ri], reqs[ri]
+            if row.finish is not None:
+                continue
+            tok = int(tokens[b])
+            row.tokens.append(tok)
+            if logp is not None and req.logprobs:
+                row.logprobs.append(float(logp[b, tok]))
+            if ent is not None and req.entropies:
+                row.entropies.append(float(ent[b]))
+            if tok in self.eos_ids:
+                row.finish = "eos"
+            elif req.stop and self._hit_stop(row, req):
+                row.finish = "stop"
+            elif len(row.tokens) >= req.max_tokens or int(positions[b]) + 1 >= self.context_length:
+                row.finish = "length"
+
+    def _hit_stop(self, row: _Row, req: GenRequest) -> bool:
+        width = max(len(s) for s in req.stop) + 8
+        tail = self.tokenizer.decode(row.tokens[-width:], skip_special_tokens=True)
+        if find_stop(tail, req.stop) is None:
+            return False
+        hit = find_stop(self.tokenizer.decode(row.tokens, skip_special_tokens=True), req.stop)
+        if hit is None:
+            return False
+        row.stop_str = hit[1]
+        return True
+
+    def _cache_completion(self, row: _Row, cache: DynamicCache, b: int, t0: int) -> None:
+        """Keep the KV of prompt + step for a completion that ended at a stop string."""
+        n_prompt, n_fed = len(row.seq.ids), len(row.tokens) - 1
+        if row.kept or row.finish != "stop" or not self.prefix_cache.accepts(n_prompt + n_fed):
+            return
+        row.kept = True
+        lo, hi = t0 - n_prompt, t0 + n_fed
+        kv = [(layer.keys[b, :, lo:hi].clone(), layer.values[b, :, lo:hi].clone()) for layer in cache.layers]
+        self.prefix_cache.insert(row.seq.ids + tuple(row.tokens[:-1]), kv)
+
+    def _completion(self, row: _Row, req: GenRequest) -> Completion:
+        text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
+        finish, stop_str = row.finish or "length", row.stop_str
+        if req.stop:
+            hit = find_stop(text, req.stop)
+            if hit is not None:
+                i, stop_str = hit
+                text = text[: i + len(stop_str)] if req.include_stop else text[:i]
+                finish = "stop"
+        return Completion(
+            text=text,
+            token_ids=tuple(row.tokens),
+            logprobs=tuple(row.logprobs) if req.logprobs else None,
+            entropies=tuple(row.entropies) if req.entropies else None,
+            finish_reason=finish,
+            stop_str=stop_str if finish == "stop" else None,
+        )
+
+    def _score_result(self, work: _Score, scored: list[_Seq], prompt: _Seq) -> ScoreResult:
+        assert prompt.logits is not None
+        first = torch.log_softmax(prompt.logits[-1], dim=-1)
+        out = []
+        for s, cont in zip(scored, work.conts, strict=True):
+            if not cont:
+                out.append(())
+                continue
+            assert s.logits is not None
+            rest = torch.log_softmax(s.logits[: len(cont) - 1], dim=-1)
+            idx = torch.tensor(cont[1:], dtype=torch.long, device=rest.device).unsqueeze(-1)
+            out.append((float(first[cont[0]]), *rest.gather(-1, idx).squeeze(-1).tolist()))
+        total = len(work.prompt_ids) + sum(len(c) for c in work.conts)
+        usage = Usage(prompt_tokens=total, cached_tokens=prompt.cached)
+        prompt.cached = len(prompt.ids)  # a later request with the same prompt computed none of it
+        with self._lock:
+            self.usage = self.usage + usage
+        return ScoreResult(tuple(out), tuple(work.conts), usage, self.name)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _load(
+    model: str | Path | PreTrainedModel, tokenizer: Any, device: torch.device, dtype: str, attn: str | None
+) -> tuple[PreTrainedModel, Any]:
+    torch_dtype = _dtype(dtype, device)
+    if isinstance(model, PreTrainedModel):
+        if tokenizer is None:
+            raise RequestError("TransformersEngine: pass tokenizer= with a loaded model")
+        return model.to(device=device, dtype=torch_dtype).eval(), tokenizer
+    where = resolve_model(model)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if attn:
+        kwargs["attn_implementation"] = attn
+    loaded = AutoModelForCausalLM.from_pretrained(where, **kwargs).to(device).eval()
+    return loaded, tokenizer or AutoTokenizer.from_pretrained(where)
+
+
+def _dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    try:
+        value = getattr(torch, dtype)
+    except AttributeError:
+        value = None
+    if not isinstance(value, torch.dtype):
+        raise RequestError(f"TransformersEngine.dtype: unknown dtype {dtype!r} (auto, float32, bfloat16, float16)")
+    return value
+
+
+def _draw(uniforms: torch.Tensor, positions: list[int], generators: list[torch.Generator]) -> None:
+    """Fill ``uniforms[positions]``, drawing each row's number from its own generator, in row order."""
+    groups: dict[int, list[int]] = {}
+    gens: dict[int, torch.Generator] = {}
+    for b, g in zip(positions, generators, strict=True):
+        groups.setdefault(id(g), []).append(b)
+        gens[id(g)] = g
+    for key, bs in groups.items():
+        uniforms[bs] = torch.rand(len(bs), generator=gens[key])
+
+
+def _slice(kv: KV, n: int) -> KV:
+    return [(k[:, :n], v[:, :n]) for k, v in kv]
+
+
+def _clone(kv: KV) -> KV:
+    return [(k.clone(), v.clone()) for k, v in kv]
+
+
+def _stack(
+    kvs: Sequence[KV | None],
+    lengths: Sequence[int],
+    width: int,
+    facts: ModelFacts,
+    dtype: torch.dtype,
+    device: torch.device,
+    *,
+    share: bool = False,
+) -> DynamicCache:
+    """A batch cache: each sequence's KV right-aligned in ``width`` columns, zeros on the left.
+
+    With ``share``, identical KV objects (the ``n`` samples of one prompt) are stacked once and
+    expanded by indexing.
+    """
+    uniq: dict[int, int] = {}
+    order: list[int] = []
+    firsts: list[int] = []
+    for i, kv in enumerate(kvs):
+        key = id(kv) if share and kv is not None else -1 - i
+        if key not in uniq:
+            uniq[key] = len(firsts)
+            firsts.append(i)
+        order.append(uniq[key])
+    data = []
+    for li in range(facts.layers):
+        shape = (len(firsts), facts.kv_heads, width, facts.head_dim)
+        keys = torch.zeros(shape, dtype=dtype, device=device)
+        values = torch.zeros(shape, dtype=dtype, device=device)
+        for u, i in enumerate(firsts):
+            kv, n = kvs[i], lengths[i]
+            if kv is not None and n:
+                keys[u, :, width - n :] = kv[li][0][:, :n]
+                values[u, :, width - n :] = kv[li][1][:, :n]
+        if len(firsts) != len(kvs):
+            idx = torch.tensor(order, device=device)
+            keys, values = keys.index_select(0, idx), values.index_select(0, idx)
+        data.append((keys, values))
+    return DynamicCache(data)

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedModel
+from transformers.cache_utils import DynamicLayer
 
 from archon.core import (
     Completion,
@@ -54,6 +55,16 @@ from samplers.stops import find_stop
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 """Per layer, keys and values of one sequence: ``[kv_heads, tokens, head_dim]`` each."""
+
+
+@dataclass
+class EngineStats:
+    """What an engine computed: tokens prefilled (cached ones excluded), decode steps, tokens chosen, forward passes."""
+
+    prefill_tokens: int = 0
+    decode_steps: int = 0
+    decoded_tokens: int = 0
+    forward_passes: int = 0
 
 
 @dataclass
@@ -116,6 +127,8 @@ class TransformersEngine:
         seed: Seed of the random stream that requests without a ``seed`` draw from.
         attn_implementation: Passed to ``from_pretrained`` (``"sdpa"`` by default, ``"eager"`` for
             FLOP counting).
+        worker_thread: Compute on a worker thread so the event loop keeps running meanwhile. Off by
+            default: on the CPU, torch work that hops between threads runs 2-3x slower (OpenMP).
 
     Example:
         >>> import asyncio
@@ -142,6 +155,7 @@ class TransformersEngine:
         prefix_cache_mb: float = 256,
         seed: int = 0,
         attn_implementation: str | None = None,
+        worker_thread: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.model, self.tokenizer = _load(model, tokenizer, self.device, dtype, attn_implementation)
@@ -164,13 +178,18 @@ class TransformersEngine:
         self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20 / kv_bytes))
         self._generator = torch.Generator().manual_seed(seed)
         self._batcher: MicroBatcher[_Gen | _Score] = MicroBatcher(
-            self._run_batch, max_items=max_batch, max_tokens=self.max_batch_tokens, name=f"engine-{self.name}"
+            self._run_batch,
+            max_items=max_batch,
+            max_tokens=self.max_batch_tokens,
+            threaded=worker_thread,
+            name=f"engine-{self.name}",
         )
         self._lock = threading.Lock()
         params = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self.usage = Usage()
         """Everything this engine has served so far."""
+        self.stats = EngineStats()
 
     # ------------------------------------------------------------------ public API
 
@@ -316,6 +335,8 @@ class TransformersEngine:
             prefixes = [_slice(s.source, s.cached) if s.source else None for s in chunk]
             cache = _stack(prefixes, [s.cached for s in chunk], c_max, self._facts, self.dtype, dev)
         keep = max(s.keep for s in chunk)
+        self.stats.prefill_tokens += sum(len(s.ids) - s.cached for s in chunk)
+        self.stats.forward_passes += 1
         out = self.model(
             input_ids=ids.to(dev),
             attention_mask=mask.to(dev),
@@ -365,7 +386,8 @@ class TransformersEngine:
         dev = self.device
         lengths = [len(r.seq.ids) for r in rows]
         t0 = max(lengths)
-        cache = _stack([r.seq.kv for r in rows], lengths, t0, self._facts, self.dtype, dev, share=True)
+        room = max(q.max_tokens for q in (works[r.work].request for r in rows))
+        cache = _stack([r.seq.kv for r in rows], lengths, t0, self._facts, self.dtype, dev, share=True, reserve=room)
         mask = torch.zeros((len(rows), t0), dtype=torch.long)
         for i, n in enumerate(lengths):
             mask[i, t0 - n :] = 1
@@ -400,6 +422,8 @@ class TransformersEngine:
             alive = torch.tensor([rows[ri].finish is None for ri in live], dtype=torch.long)
             last = [rows[ri].tokens[-1] if rows[ri].finish is None else self.pad_id for ri in live]
             mask = torch.cat([mask, alive.to(dev).unsqueeze(1)], dim=1)
+            self.stats.decode_steps += 1
+            self.stats.forward_passes += 1
             out = self.model(
                 input_ids=torch.tensor(last, dtype=torch.long, device=dev).unsqueeze(1),
                 attention_mask=mask,
@@ -438,6 +462,7 @@ class TransformersEngine:
                 continue
             tok = int(tokens[b])
             row.tokens.append(tok)
+            self.stats.decoded_tokens += 1
             if logp is not None and req.logprobs:
                 row.logprobs.append(float(logp[b, tok]))
             if ent is not None and req.entropies:
@@ -569,11 +594,13 @@ def _stack(
     device: torch.device,
     *,
     share: bool = False,
+    reserve: int = 0,
 ) -> DynamicCache:
     """A batch cache: each sequence's KV right-aligned in ``width`` columns, zeros on the left.
 
     With ``share``, identical KV objects (the ``n`` samples of one prompt) are stacked once and
-    expanded by indexing.
+    expanded by indexing. ``reserve`` preallocates room for that many more tokens, so decoding
+    writes in place instead of copying the whole cache every step.
     """
     uniq: dict[int, int] = {}
     order: list[int] = []
@@ -598,4 +625,69 @@ def _stack(
             idx = torch.tensor(order, device=device)
             keys, values = keys.index_select(0, idx), values.index_select(0, idx)
         data.append((keys, values))
-    return DynamicCache(data)
+    if not reserve:
+        return DynamicCache(data)
+    cache = DynamicCache()
+    cache.layers = [_GrowingLayer(k, v, reserve) for k, v in data]
+    return cache
+
+
+class _GrowingLayer(DynamicLayer):
+    """A cache layer with preallocated room: ``update`` writes in place and returns views.
+
+    transformers' ``DynamicLayer`` concatenates, copying the layer's whole cache at every decode
+    step; for small models that copy, not the matrix products, dominated a decode step.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, reserve: int) -> None:
+        super().__init__()
+        self._length = keys.shape[-2]
+        self._kbuf = _with_room(keys, reserve)
+        self._vbuf = _with_room(values, reserve)
+        self.device = keys.device
+        self.is_initialized = True
+
+    @property  # type: ignore[override]
+    def keys(self) -> torch.Tensor:
+        return self._kbuf[:, :, : self._length]
+
+    @keys.setter
+    def keys(self, value: torch.Tensor | None) -> None:
+        if value is not None:
+            self._kbuf, self._length = value, value.shape[-2]
+
+    @property  # type: ignore[override]
+    def values(self) -> torch.Tensor:
+        return self._vbuf[:, :, : self._length]
+
+    @values.setter
+    def values(self, value: torch.Tensor | None) -> None:
+        if value is not None:
+            self._vbuf = value
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        """Write the new tokens' keys and values after the cached ones."""
+        n = key_states.shape[-2]
+        if self._length + n > self._kbuf.shape[-2]:
+            grow = max(n, self._kbuf.shape[-2])
+            self._kbuf, self._vbuf = _with_room(self.keys, grow), _with_room(self.values, grow)
+        self._kbuf[:, :, self._length : self._length + n] = key_states
+        self._vbuf[:, :, self._length : self._length + n] = value_states
+        self._length += n
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        """Tokens held."""
+        return self._length
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep only the rows ``indices`` (finished rows leave the batch)."""
+        self._kbuf = self._kbuf.index_select(0, indices)
+        self._vbuf = self._vbuf.index_select(0, indices)
+
+
+def _with_room(t: torch.Tensor, extra: int) -> torch.Tensor:
+    shape = (*t.shape[:2], t.shape[2] + extra, t.shape[3])
+    buf = torch.empty(shape, dtype=t.dtype, device=t.device)
+    buf[:, :, : t.shape[2]] = t
+    return buf

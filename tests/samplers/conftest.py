@@ -1,0 +1,26 @@
+"""Fixtures of the sampler tests: a scripted OpenAI-compatible server and a real ``transformers serve``."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.samplers.servers import FakeOpenAIServer, TransformersServe
+
+
+@pytest.fixture
+def fake_server() -> Iterator[FakeOpenAIServer]:
+    server = FakeOpenAIServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tserve() -> Iterator[TransformersServe]:
+    """``transformers serve`` on the embedded tiny-l, started once for the session."""
+    pytest.importorskip("fastapi", reason="transformers serve needs transformers[serving]")
+    pytest.importorskip("uvicorn", reason="transformers serve needs transformers[serving]")
+    from archon.models import path
+
+    server = TransformersServe(path("tiny-l")).start()
+    yield server
+    server.stop()

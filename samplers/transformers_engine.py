@@ -48,6 +48,7 @@ from archon.core import (
     prompt_kind,
 )
 from archon.core.models import resolve_model
+from samplers import attention
 from samplers.batcher import MicroBatcher
 from samplers.prefix_cache import Entry, PrefixCache
 from samplers.sampling import RowParams, choose, log_softmax_and_entropy
@@ -125,8 +126,8 @@ class TransformersEngine:
         prefill_chunk_tokens: Most (padded) tokens in one prefill forward pass.
         prefix_cache_mb: Memory for cached prefixes (``0`` turns the prefix cache off).
         seed: Seed of the random stream that requests without a ``seed`` draw from.
-        attn_implementation: Passed to ``from_pretrained`` (``"sdpa"`` by default, ``"eager"`` for
-            FLOP counting).
+        attn_implementation: Passed to ``from_pretrained``; by default SDPA for prefill and
+            :mod:`samplers.attention` for decode steps (``"eager"`` for FLOP counting).
         worker_thread: Compute on a worker thread so the event loop keeps running meanwhile. Off by
             default: on the CPU, torch work that hops between threads runs 2-3x slower (OpenMP).
 
@@ -395,9 +396,9 @@ class TransformersEngine:
         positions = torch.tensor(lengths, dtype=torch.long)
         reqs = [works[r.work].request for r in rows]
         params = RowParams(
-            torch.tensor([q.temperature for q in reqs], dtype=torch.float32),
-            torch.tensor([q.top_p for q in reqs], dtype=torch.float32),
-            torch.tensor([q.top_k for q in reqs], dtype=torch.long),
+            torch.tensor([q.temperature for q in reqs], dtype=torch.float32, device=dev),
+            torch.tensor([q.top_p for q in reqs], dtype=torch.float32, device=dev),
+            torch.tensor([q.top_k for q in reqs], dtype=torch.long, device=dev),
         )
         logits = torch.stack([r.seq.logits[-1] for r in rows])  # type: ignore[index]
         live = list(range(len(rows)))  # batch position -> row index
@@ -412,11 +413,12 @@ class TransformersEngine:
             if done and (len(done) * 4 >= len(live) or len(live) - len(done) <= 4):
                 for b in done:
                     self._cache_completion(rows[live[b]], cache, b, t0)
-                keep = [b for b in range(len(live)) if b not in set(done)]
+                finished = set(done)
+                keep = [b for b in range(len(live)) if b not in finished]
                 idx = torch.tensor(keep, dtype=torch.long)
                 cache.batch_select_indices(idx.to(dev))
                 mask = mask[idx.to(dev)]
-                params = params.select(idx)
+                params = params.select(idx.to(dev))
                 positions = positions[idx]
                 live = [live[b] for b in keep]
             alive = torch.tensor([rows[ri].finish is None for ri in live], dtype=torch.long)
@@ -448,31 +450,40 @@ class TransformersEngine:
         t0: int,
     ) -> None:
         """Choose the next token of every live row and decide which rows finish."""
-        logits = logits.cpu()
-        uniforms = torch.empty(len(live))
+        uniforms = torch.zeros(len(live))
         sampled = [b for b, ri in enumerate(live) if reqs[ri].temperature > 0 and rows[ri].finish is None]
         if sampled:
             _draw(uniforms, sampled, [rows[live[b]].generator for b in sampled])
-        tokens = choose(logits, params, uniforms).tolist()
-        need_lp = any(reqs[ri].logprobs or reqs[ri].entropies for ri in live)
-        logp, ent = log_softmax_and_entropy(logits) if need_lp else (None, None)
+        chosen = choose(logits, params, uniforms.to(logits.device))
+        tokens = chosen.tolist()
+        lps: list[float] | None = None
+        ents: list[float] | None = None
+        if any(reqs[ri].logprobs or reqs[ri].entropies for ri in live):
+            logp, ent = log_softmax_and_entropy(logits)
+            lps = logp.gather(1, chosen.unsqueeze(1)).squeeze(1).tolist()
+            ents = ent.tolist()
+        pos = positions.tolist()
+        eos, ctx = self.eos_ids, self.context_length
+        appended = 0
         for b, ri in enumerate(live):
-            row, req = rows[ri], reqs[ri]
+            row = rows[ri]
             if row.finish is not None:
                 continue
-            tok = int(tokens[b])
+            req = reqs[ri]
+            tok = tokens[b]
             row.tokens.append(tok)
-            self.stats.decoded_tokens += 1
-            if logp is not None and req.logprobs:
-                row.logprobs.append(float(logp[b, tok]))
-            if ent is not None and req.entropies:
-                row.entropies.append(float(ent[b]))
-            if tok in self.eos_ids:
+            appended += 1
+            if lps is not None and req.logprobs:
+                row.logprobs.append(lps[b])
+            if ents is not None and req.entropies:
+                row.entropies.append(ents[b])
+            if tok in eos:
                 row.finish = "eos"
             elif req.stop and self._hit_stop(row, req):
                 row.finish = "stop"
-            elif len(row.tokens) >= req.max_tokens or int(positions[b]) + 1 >= self.context_length:
+            elif len(row.tokens) >= req.max_tokens or pos[b] + 1 >= ctx:
                 row.finish = "length"
+        self.stats.decoded_tokens += appended
 
     def _hit_stop(self, row: _Row, req: GenRequest) -> bool:
         width = max(len(s) for s in req.stop) + 8
@@ -545,9 +556,7 @@ def _load(
             raise RequestError("TransformersEngine: pass tokenizer= with a loaded model")
         return model.to(device=device, dtype=torch_dtype).eval(), tokenizer
     where = resolve_model(model)
-    kwargs: dict[str, Any] = {"dtype": torch_dtype}
-    if attn:
-        kwargs["attn_implementation"] = attn
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "attn_implementation": attn or attention.register()}
     loaded = AutoModelForCausalLM.from_pretrained(where, **kwargs).to(device).eval()
     return loaded, tokenizer or AutoTokenizer.from_pretrained(where)
 
@@ -681,9 +690,10 @@ class _GrowingLayer(DynamicLayer):
         return self._length
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        """Keep only the rows ``indices`` (finished rows leave the batch)."""
-        self._kbuf = self._kbuf.index_select(0, indices)
-        self._vbuf = self._vbuf.index_select(0, indices)
+        """Keep only the rows ``indices`` (finished rows leave the batch); copies the filled part only."""
+        room = self._kbuf.shape[-2] - self._length
+        self._kbuf = _with_room(self.keys.index_select(0, indices), room)
+        self._vbuf = _with_room(self.values.index_select(0, indices), room)
 
 
 def _with_room(t: torch.Tensor, extra: int) -> torch.Tensor:

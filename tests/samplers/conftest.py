@@ -17,8 +17,6 @@ def fake_server() -> Iterator[FakeOpenAIServer]:
 @pytest.fixture(scope="session")
 def tserve() -> Iterator[TransformersServe]:
     """``transformers serve`` on the embedded tiny-l, started once for the session."""
-    pytest.importorskip("fastapi", reason="transformers serve needs transformers[serving]")
-    pytest.importorskip("uvicorn", reason="transformers serve needs transformers[serving]")
     from archon.models import path
 
     server = TransformersServe(path("tiny-l")).start()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -300,7 +299,7 @@ def test_score_reads_echoed_prompt_logprobs(fake_server: FakeOpenAIServer) -> No
     result = run(fake_engine(fake_server), lambda e: e.score("12 +", [" 3", "456", ""]))
     assert result.logprobs == ((-0.5, -0.6), (-0.5, -0.6, -0.7), ())
     assert math.isclose(result.total(1), -1.8) and result.usage == Usage(7 + 8 + 5, 0, 3)
-    assert [b["prompt"] for b in fake_server.bodies()] == ["12 + 3", "12 +456", "12 +"]
+    assert sorted(b["prompt"] for b in fake_server.bodies()) == sorted(["12 + 3", "12 +456", "12 +"])
     assert all(b["echo"] is True and b["max_tokens"] == 1 for b in fake_server.bodies())
 
 
@@ -429,7 +428,30 @@ def test_tserve_concurrent_requests_all_complete(tserve: TransformersServe) -> N
             *(e.generate(GenRequest(f"{i} + 1 =", max_tokens=4, temperature=0)) for i in range(6))
         )
 
-    start = time.perf_counter()
     results = run(tserve_engine(tserve, concurrency=3), many)
     assert [len(r.completions[0].text) for r in results] == [4] * 6
-    assert time.perf_counter() - start < 30
+
+
+def test_tserve_greedy_equals_the_transformers_engine(tserve: TransformersServe) -> None:
+    """The same model behind an HTTP server and in-process gives the same greedy completions."""
+    import archon.data
+    from samplers.transformers_engine import TransformersEngine
+
+    local = TransformersEngine("tiny-l")
+    try:
+        problems = archon.data.load("arith", "dev")[20:24]
+        requests = [GenRequest(p.messages(), max_tokens=60, temperature=0, stop="\n") for p in problems]
+        requests.append(GenRequest("7 * 8 =", max_tokens=12, temperature=0))
+
+        async def both(e: OpenAIEngine) -> tuple[list[GenResult], list[GenResult]]:
+            remote = await asyncio.gather(*(e.generate(r) for r in requests))
+            here = await asyncio.gather(*(local.generate(r) for r in requests))
+            return remote, here
+
+        remote, here = run(tserve_engine(tserve), both)
+        for r, h in zip(remote, here, strict=True):
+            assert r.texts == h.texts and r.texts[0]
+            assert r.completions[0].finish_reason == h.completions[0].finish_reason
+            assert r.usage.prompt_tokens == h.usage.prompt_tokens
+    finally:
+        local.close()

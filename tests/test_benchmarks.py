@@ -1,0 +1,39 @@
+"""The benchmark scripts run end to end (small sizes) and write their figures; no timing is asserted."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_gpu_check_runs_its_correctness_checks_on_the_cpu():
+    done = run("benchmarks/gpu_check.py", "--device", "cpu", "--repeats", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((ROOT / "benchmarks/results/gpu_check_cpu.json").read_text())
+    assert {c["check"] for c in report["checks"]} >= {"greedy equals model.generate", "seeded samples reproducible"}
+    assert all(c["passed"] for c in report["checks"])
+    assert [r["n"] for r in report["n_samples"]] == [1, 4, 16, 64]
+
+
+def test_engine_benchmark_quick_run_writes_every_case():
+    done = run("benchmarks/engines.py", "--quick")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((ROOT / "benchmarks/results/engines_quick.json").read_text())
+    cases = {(r["case"], r["variant"]) for r in report["rows"]}
+    assert cases == {
+        ("samples", "generate"),
+        ("samples", "engine"),
+        ("concurrent", "sequential"),
+        ("concurrent", "concurrent"),
+        ("prefix", "no-cache"),
+        ("prefix", "cache"),
+    }
+    prefix = {r["variant"]: r for r in report["rows"] if r["case"] == "prefix"}
+    assert prefix["cache"]["prefill_tokens"] < prefix["no-cache"]["prefill_tokens"]
+    assert prefix["cache"]["cached_tokens"] > 0 == prefix["no-cache"]["cached_tokens"]

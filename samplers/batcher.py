@@ -137,7 +137,7 @@ class MicroBatcher(Generic[T]):
         tokens = 0
         rest: list[_Pending[T]] = []
         for p in self._pending:
-            if p.future.done():  # cancelled before it ran
+            if p.future.done() or p.future.get_loop().is_closed():  # cancelled before it ran, or its loop is gone
                 continue
             fits = len(batch) < self.max_items and (not batch or tokens + p.size <= self.max_tokens)
             if fits and not rest:

@@ -1,8 +1,10 @@
 """A bounded cache of computed prompt prefixes (their KV), found by longest common prefix.
 
 Entries are token sequences with an opaque payload (for the transformers engine: the KV of every
-token). A lookup returns the entry that shares the longest prefix with a new prompt, found through a
-chain of block hashes (as vLLM's prefix caching does), then extended token by token. Least recently
+token). A lookup follows a chain of block hashes (as vLLM's prefix caching does) to the deepest block any
+entry shares with a new prompt, then extends the match token by token within the newest entry holding
+that block; so it finds the longest cached prefix to within one block (it may miss up to ``block - 1``
+tokens that an older entry would have matched, never a whole block). Least recently
 used entries are evicted once the cached tokens exceed the capacity. An entry that a newer one
 extends (the prompt of a step, then the prompt plus that step) is dropped: the newer one serves both.
 """
@@ -73,7 +75,7 @@ class PrefixCache:
         return out
 
     def lookup(self, tokens: Sequence[int], max_len: int | None = None) -> tuple[int, Entry | None]:
-        """The longest cached prefix of ``tokens`` (at most ``max_len`` tokens): ``(length, entry)``."""
+        """The longest cached prefix of ``tokens`` (at most ``max_len``, to within a block): ``(length, entry)``."""
         self.stats.lookups += 1
         limit = len(tokens) if max_len is None else min(max_len, len(tokens))
         if not self._entries or limit <= 0:

@@ -71,7 +71,7 @@ def _truncate(scaled: torch.Tensor, params: RowParams) -> torch.Tensor:
     drop = rank >= k
     probs = torch.softmax(sorted_logits.masked_fill(drop, float("-inf")), dim=-1)
     before = probs.cumsum(-1) - probs  # probability mass ranked above each token
-    drop |= before >= params.top_p.unsqueeze(-1).to(before)
+    drop |= (before >= params.top_p.unsqueeze(-1).to(before)) & (params.top_p < 1).unsqueeze(-1)  # top_p 1: off
     drop[:, 0] = False
     masked = sorted_logits.masked_fill(drop, float("-inf"))
     return torch.empty_like(scaled).scatter_(-1, order, masked)

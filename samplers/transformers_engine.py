@@ -188,6 +188,8 @@ class TransformersEngine:
         self._lock = threading.Lock()
         params = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        # decode steps hand our own attention its boolean mask ready-made (skips transformers' mask building)
+        self._mask_4d = getattr(self.model.config, "_attn_implementation", None) == attention.NAME
         self.usage = Usage()
         """Everything this engine has served so far."""
         self.stats = EngineStats()
@@ -428,7 +430,7 @@ class TransformersEngine:
             self.stats.forward_passes += 1
             out = self.model(
                 input_ids=torch.tensor(last, dtype=torch.long, device=dev).unsqueeze(1),
-                attention_mask=mask,
+                attention_mask=mask.bool()[:, None, None, :] if self._mask_4d else mask,
                 position_ids=positions.to(dev).unsqueeze(1),
                 use_cache=True,
                 logits_to_keep=1,

@@ -3,8 +3,8 @@
     python benchmarks/engines.py            # the figures in BENCHMARKS.md (about 2 minutes on 2 cores)
     python benchmarks/engines.py --quick    # a smoke run with small sizes (seconds)
 
-Cases, each against its baseline in the same run, each measurement in a fresh subprocess (so peak
-memory is its own):
+Cases, each timed against its baseline in one fresh process (the two alternate run by run, so both
+see the same machine), and each variant's peak memory measured in a process of its own:
 
 - ``samples``: N samples of one 256-token prompt, 64 new tokens, N in {1, 4, 16, 64}: generated
   tokens/s of ``TransformersEngine`` vs ``model.generate(num_return_sequences=N)``. Only tokens up
@@ -15,8 +15,8 @@ memory is its own):
   previous prompt plus the previous step, as beam search does), with the prefix cache and without:
   prompt tokens prefilled and wall time.
 
-Times are medians of ``--repeats`` runs after a warm-up; peak memory is the process's peak resident
-set size minus its size after loading the model. Writes ``benchmarks/results/engines.json``
+Times are medians of ``--repeats`` runs after a warm-up; peak memory is the peak resident set size
+one run adds to a process that has loaded the model. Writes ``benchmarks/results/engines.json``
 (``engines_quick.json`` with ``--quick``).
 """
 
@@ -67,17 +67,17 @@ def useful_tokens(rows: list[list[int]], eos: int) -> int:
     return total
 
 
-def measure(case: str, variant: str, size: int, repeats: int, quick: bool) -> dict[str, Any]:
-    """Run one (case, variant, size) ``repeats`` times in this process; return the figures."""
+def make_runner(case: str, variant: str, size: int, quick: bool) -> tuple[Any, Any]:
+    """An engine and a function ``once(seed) -> generated tokens`` running one (case, variant, size)."""
     import torch
 
     from archon.core import GenRequest
     from samplers.transformers_engine import TransformersEngine
 
-    engine = TransformersEngine("tiny-l", prefix_cache_mb=0 if variant == "no-cache" else 256)
+    # the prefix cache only where it is measured: elsewhere repeats would reuse the warm-up's prompts
+    engine = TransformersEngine("tiny-l", prefix_cache_mb=256 if (case, variant) == ("prefix", "cache") else 0)
     model, tok = engine.model, engine.tokenizer
     eos = tok.eos_token_id
-    base_rss = rss_mb()
 
     if case == "samples":
         prompt = long_prompt(tok, 64 if quick else 256)
@@ -144,43 +144,69 @@ def measure(case: str, variant: str, size: int, repeats: int, quick: bool) -> di
     else:
         raise SystemExit(f"unknown case {case!r}")
 
-    once(0)  # warm-up
-    stats0 = (engine.stats.prefill_tokens, engine.usage.cached_tokens, engine.usage.prompt_tokens)
-    times, tokens = [], []
-    for r in range(repeats):
-        t = time.perf_counter()
-        tokens.append(once(r + 1))
-        times.append(time.perf_counter() - t)
-    med = statistics.median(times)
-    out = {
-        "case": case,
-        "variant": variant,
-        "size": size,
-        "seconds": med,
-        "all_seconds": [round(x, 4) for x in times],
-        "generated_tokens": statistics.median(tokens),
-        "tokens_per_s": statistics.median(tokens) / med,
-        "peak_memory_mb": round(rss_mb() - base_rss, 1),
+    return engine, once
+
+
+VARIANTS = {
+    "samples": ("generate", "engine"),
+    "concurrent": ("sequential", "concurrent"),
+    "prefix": ("no-cache", "cache"),
+}
+
+
+def measure(case: str, size: int, repeats: int, quick: bool) -> list[dict[str, Any]]:
+    """Time a case's baseline and engine variants in one process, alternating them run by run."""
+    runners = {v: make_runner(case, v, size, quick) for v in VARIANTS[case]}
+    for _, once in runners.values():
+        once(0)  # warm-up
+    before = {
+        v: (e.stats.prefill_tokens, e.usage.cached_tokens, e.usage.prompt_tokens) for v, (e, _) in runners.items()
     }
-    if case in ("prefix", "concurrent"):
-        out["prefill_tokens"] = (engine.stats.prefill_tokens - stats0[0]) / repeats
-        out["prompt_tokens"] = (engine.usage.prompt_tokens - stats0[2]) / repeats
-        out["cached_tokens"] = (engine.usage.cached_tokens - stats0[1]) / repeats
-        out["batches"] = engine.batch_stats.batches
-    return out
+    times: dict[str, list[float]] = {v: [] for v in runners}
+    tokens: dict[str, list[int]] = {v: [] for v in runners}
+    for r in range(repeats):
+        order = list(runners) if r % 2 == 0 else list(reversed(runners))
+        for v in order:
+            t = time.perf_counter()
+            tokens[v].append(runners[v][1](r + 1))
+            times[v].append(time.perf_counter() - t)
+    rows = []
+    for v, (engine, _) in runners.items():
+        med = statistics.median(times[v])
+        row = {
+            "case": case,
+            "variant": v,
+            "size": size,
+            "seconds": med,
+            "all_seconds": [round(x, 4) for x in times[v]],
+            "generated_tokens": statistics.median(tokens[v]),
+            "tokens_per_s": statistics.median(tokens[v]) / med,
+        }
+        if case in ("prefix", "concurrent"):
+            p0, c0, q0 = before[v]
+            row["prefill_tokens"] = (engine.stats.prefill_tokens - p0) / repeats
+            row["prompt_tokens"] = (engine.usage.prompt_tokens - q0) / repeats
+            row["cached_tokens"] = (engine.usage.cached_tokens - c0) / repeats
+        rows.append(row)
+    return rows
+
+
+def peak_memory(case: str, variant: str, size: int, quick: bool) -> float:
+    """Peak resident memory (MiB) one run of a variant adds over the loaded model."""
+    _, once = make_runner(case, variant, size, quick)
+    base = rss_mb()
+    once(0)
+    return round(rss_mb() - base, 1)
 
 
 # ---------------------------------------------------------------------- the driver
 
 
-def run_one(case: str, variant: str, size: int, repeats: int, quick: bool) -> dict[str, Any]:
-    """Measure one configuration in a fresh Python process."""
-    cmd = [sys.executable, __file__, "--one", case, variant, str(size), "--repeats", str(repeats)]
-    if quick:
-        cmd.append("--quick")
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+def subprocess_json(*args: str) -> Any:
+    """Run this script with ``args`` in a fresh Python process and parse its last line as JSON."""
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, cwd=ROOT, check=False)
     if done.returncode:
-        raise SystemExit(f"{case}/{variant}/{size} failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -189,36 +215,42 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     ap.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 3; 1 quick)")
-    ap.add_argument("--one", nargs=3, metavar=("CASE", "VARIANT", "SIZE"), help=argparse.SUPPRESS)
+    ap.add_argument("--time", nargs=2, metavar=("CASE", "SIZE"), help=argparse.SUPPRESS)
+    ap.add_argument("--memory", nargs=3, metavar=("CASE", "VARIANT", "SIZE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
-    if args.one:
-        case, variant, size = args.one
-        print(json.dumps(measure(case, variant, int(size), repeats, args.quick)))
+    quick = ["--quick"] if args.quick else []
+    if args.time:
+        print(json.dumps(measure(args.time[0], int(args.time[1]), repeats, args.quick)))
+        return
+    if args.memory:
+        case, variant, size = args.memory
+        print(json.dumps(peak_memory(case, variant, int(size), args.quick)))
         return
 
-    plan = [("samples", v, n) for n in ([1, 4] if args.quick else [1, 4, 16, 64]) for v in ("generate", "engine")]
-    plan += [("concurrent", v, 64) for v in ("sequential", "concurrent")]
-    plan += [("prefix", v, 32) for v in ("no-cache", "cache")]
+    plan = [("samples", n) for n in ([1, 4] if args.quick else [1, 4, 16, 64])]
+    plan += [("concurrent", 64), ("prefix", 32)]
     rows = []
-    for case, variant, size in plan:
-        rows.append(run_one(case, variant, size, repeats, args.quick))
-        r = rows[-1]
-        print(
-            f"{case:<11}{variant:<11}{size:>4}  {r['seconds']:8.3f} s  {r['tokens_per_s']:9.0f} tok/s"
-            f"  peak +{r['peak_memory_mb']:.0f} MiB",
-            flush=True,
-        )
+    for case, size in plan:
+        pair = subprocess_json("--time", case, str(size), "--repeats", str(repeats), *quick)
+        for r in pair:
+            r["peak_memory_mb"] = subprocess_json("--memory", case, r["variant"], str(size), *quick)
+            rows.append(r)
+            print(
+                f"{case:<11}{r['variant']:<11}{size:>4}  {r['seconds']:8.3f} s  {r['tokens_per_s']:9.0f} tok/s"
+                f"  peak +{r['peak_memory_mb']:.0f} MiB",
+                flush=True,
+            )
 
     def find(case: str, variant: str, size: int) -> dict[str, Any]:
         return next(r for r in rows if (r["case"], r["variant"], r["size"]) == (case, variant, size))
 
     summary: dict[str, Any] = {}
-    for case, variant, size in plan:
-        if case == "samples" and variant == "engine":
+    for case, size in plan:
+        if case == "samples":
             base = find("samples", "generate", size)
             summary[f"samples N={size}: engine / generate tokens/s"] = (
-                find(case, variant, size)["tokens_per_s"] / base["tokens_per_s"]
+                find(case, "engine", size)["tokens_per_s"] / base["tokens_per_s"]
             )
     conc, seq = find("concurrent", "concurrent", 64), find("concurrent", "sequential", 64)
     summary["concurrent / sequential speed-up"] = seq["seconds"] / conc["seconds"]

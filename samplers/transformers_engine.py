@@ -391,10 +391,11 @@ class TransformersEngine:
         t0 = max(lengths)
         room = max(q.max_tokens for q in (works[r.work].request for r in rows))
         cache = _stack([r.seq.kv for r in rows], lengths, t0, self._facts, self.dtype, dev, share=True, reserve=room)
-        mask = torch.zeros((len(rows), t0), dtype=torch.long)
+        mask = torch.zeros((len(rows), t0), dtype=torch.bool)
         for i, n in enumerate(lengths):
-            mask[i, t0 - n :] = 1
+            mask[i, t0 - n :] = True
         mask = mask.to(dev)
+        unpadded = [n == t0 for n in lengths]
         positions = torch.tensor(lengths, dtype=torch.long)
         reqs = [works[r.work].request for r in rows]
         params = RowParams(
@@ -423,14 +424,16 @@ class TransformersEngine:
                 params = params.select(idx.to(dev))
                 positions = positions[idx]
                 live = [live[b] for b in keep]
-            alive = torch.tensor([rows[ri].finish is None for ri in live], dtype=torch.long)
+            flags = [rows[ri].finish is None for ri in live]
             last = [rows[ri].tokens[-1] if rows[ri].finish is None else self.pad_id for ri in live]
-            mask = torch.cat([mask, alive.to(dev).unsqueeze(1)], dim=1)
+            mask = torch.cat([mask, torch.tensor(flags, device=dev).unsqueeze(1)], dim=1)
+            # no padding and no finished row: no mask at all (the attention then skips masking)
+            dense = self._mask_4d and all(flags) and all(unpadded[ri] for ri in live)
             self.stats.decode_steps += 1
             self.stats.forward_passes += 1
             out = self.model(
                 input_ids=torch.tensor(last, dtype=torch.long, device=dev).unsqueeze(1),
-                attention_mask=mask.bool()[:, None, None, :] if self._mask_4d else mask,
+                attention_mask=None if dense else mask[:, None, None, :] if self._mask_4d else mask,
                 position_ids=positions.to(dev).unsqueeze(1),
                 use_cache=True,
                 logits_to_keep=1,

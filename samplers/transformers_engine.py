@@ -54,6 +54,7 @@ from samplers.prefix_cache import Entry, PrefixCache
 from samplers.sampling import RowParams, choose, log_softmax_and_entropy
 from samplers.stops import find_stop
 
+_COMPACT_EVERY = 4  # finished rows leave the decode batch once they are 1/4 of it (measured flat for 3-8)
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 """Per layer, keys and values of one sequence: ``[kv_heads, tokens, head_dim]`` each."""
 
@@ -413,7 +414,7 @@ class TransformersEngine:
                 for b, ri in enumerate(live):
                     self._cache_completion(rows[ri], cache, b, t0)
                 break
-            if done and (len(done) * 4 >= len(live) or len(live) - len(done) <= 4):
+            if done and (len(done) * _COMPACT_EVERY >= len(live) or len(live) - len(done) <= 4):
                 for b in done:
                     self._cache_completion(rows[live[b]], cache, b, t0)
                 finished = set(done)

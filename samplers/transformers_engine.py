@@ -560,6 +560,8 @@ def _load(
     if isinstance(model, PreTrainedModel):
         if tokenizer is None:
             raise RequestError("TransformersEngine: pass tokenizer= with a loaded model")
+        if dtype == "auto":  # a loaded model keeps its own number format
+            return model.to(device).eval(), tokenizer
         return model.to(device=device, dtype=torch_dtype).eval(), tokenizer
     where = resolve_model(model)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "attn_implementation": attn or attention.register()}

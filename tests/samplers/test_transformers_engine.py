@@ -201,3 +201,21 @@ def test_a_failure_inside_a_batch_is_isolated_to_its_request(problems):
 def test_request_validation_names_the_field(field, value, msg):
     with pytest.raises(RequestError, match=rf"GenRequest\.{msg}"):
         GenRequest("x", **{field: value})
+
+
+def test_a_loaded_model_object_is_served_as_it_is(engine, problems):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from archon.core.models import resolve_model
+
+    where = resolve_model("tiny-l")
+    model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.bfloat16)
+    mine = TransformersEngine(model, tokenizer=AutoTokenizer.from_pretrained(where), name="mine")
+    try:
+        assert mine.facts.dtype == "bfloat16" and mine.name == "mine"
+        r = gather(mine, [GenRequest(problems[0].messages(), max_tokens=40, temperature=0)])[0]
+        assert r.completions[0].text and r.model == "mine"
+    finally:
+        mine.close()
+    with pytest.raises(RequestError, match="tokenizer="):
+        TransformersEngine(model)

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from archon import __version__
 from archon.core import ArchonError
+from budgets import BudgetError
 
 app = typer.Typer(
     name="archon",
@@ -85,12 +86,44 @@ def datasets() -> None:
     Console().print(table)
 
 
+hardware_app = typer.Typer(help="Hardware profiles for idealized latency.", no_args_is_help=True)
+app.add_typer(hardware_app, name="hardware")
+
+
+@hardware_app.command("list")
+def hardware_list() -> None:
+    """List the known hardware profiles: peak TFLOP/s by number format, bandwidth, source."""
+    from budgets import load_profiles
+
+    table = Table(title="Hardware profiles")
+    for col in ("name", "peak TFLOP/s", "bandwidth GB/s", "memory GB", "source"):
+        table.add_column(col)
+    for name, p in sorted(load_profiles().items()):
+        peaks = ", ".join(f"{k} {v:g}" for k, v in p.peak_tflops.items())
+        table.add_row(name, peaks, f"{p.bandwidth_gbs:g}", f"{p.memory_gb:g}", p.source)
+    Console().print(table)
+
+
+@hardware_app.command("measure")
+def hardware_measure(
+    name: Annotated[str, typer.Option(help="Name of the profile to write.")] = "cpu",
+    out: Annotated[str | None, typer.Option(help="Profiles file to write (default: the user's).")] = None,
+) -> None:
+    """Measure this machine (matrix-product FLOP/s, memory bandwidth) and save it as a profile."""
+    from budgets.hardware import measure_local, save_profile
+
+    p = measure_local(name)
+    where = save_profile(p, out)
+    peaks = ", ".join(f"{k} {v:g} TFLOP/s" for k, v in p.peak_tflops.items())
+    typer.echo(f"{name}: {peaks}, {p.bandwidth_gbs:g} GB/s -> {where}")
+
+
 def run() -> None:
     """Console-script entry point: run the app, turning project errors into one line."""
     debug = "--debug" in sys.argv[1:]
     try:
         app()
-    except ArchonError as e:
+    except (ArchonError, BudgetError) as e:
         if debug:
             raise
         Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)

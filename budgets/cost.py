@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from budgets.errors import BudgetError
 from budgets.facts import ModelFacts
 
 EMBEDDED_DIR = Path(__file__).resolve().parents[1] / "archon" / "models" / "embedded"
@@ -182,7 +183,7 @@ def _read_config(config: Any, name: str) -> tuple[Any, str]:
     if where.is_dir():
         where = where / "config.json"
     if not where.is_file():
-        raise FileNotFoundError(f"CostModel.from_config: {text!r} is no config, model directory or embedded model name")
+        raise BudgetError(f"CostModel.from_config: {text!r} is no config, model directory or embedded model name")
     import json
 
     return json.loads(where.read_text()), name or text

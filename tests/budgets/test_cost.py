@@ -5,7 +5,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
 
-from budgets import CostModel
+from budgets import BudgetError, CostModel
 
 FAMILIES = {
     "llama-gqa": dict(
@@ -128,5 +128,5 @@ def test_bytes_per_decode_step_read_weights_once_and_every_cache():
 
 
 def test_unknown_config_is_a_clear_error():
-    with pytest.raises(FileNotFoundError, match="no config, model directory or embedded model name"):
+    with pytest.raises(BudgetError, match="no config, model directory or embedded model name"):
         CostModel.from_config("tiny-xl")

@@ -1,0 +1,273 @@
+"""Budgets and the ledger: every model call reserves its worst case first, then settles what it cost.
+
+A :class:`Ledger` keeps the costs of a run, scoped run → node → problem → call. Before a call, its
+worst-case :class:`Cost` is reserved against every limit of the :class:`Budget` (per problem: the
+problem's settled costs plus its outstanding reservations; per run: the same over all problems). A
+reservation that would break a limit raises :class:`~budgets.BudgetExhausted` and nothing is charged,
+so the call never runs. After the call, :meth:`Reservation.settle` replaces the reservation by the
+actual cost (never more than reserved for FLOPs, tokens, calls, latency and dollars: the reservation
+is a true worst case), or :meth:`Reservation.release` drops it when the call failed. Limits on those
+quantities are therefore never exceeded.
+
+Wall time cannot be known before a call; a wall-time limit is checked at reservation (a call is
+refused once the settled time has reached the limit), so the calls already in flight can end past it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from budgets.errors import BudgetError, BudgetExhausted
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What one or more model calls cost.
+
+    ``flops`` counts the FLOPs actually computed (prefill of uncached tokens, decode steps);
+    ``latency`` is the idealized time on the run's hardware profile; ``seconds`` is measured wall time.
+    """
+
+    flops: float = 0.0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    generated_tokens: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+    latency: float = 0.0
+    dollars: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        """Prompt plus generated tokens (cached prompt tokens included: they were sent)."""
+        return self.prompt_tokens + self.generated_tokens
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Cost)))
+
+    def __sub__(self, other: Cost) -> Cost:
+        return Cost(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(Cost)))
+
+    def to_dict(self) -> dict[str, float]:
+        """The cost as JSON-ready numbers (with ``tokens``)."""
+        return {**asdict(self), "tokens": self.tokens}
+
+
+LIMITS = ("flops", "tokens", "calls", "seconds", "latency", "dollars")
+"""The quantities a budget can limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Upper bounds on a cost (``None``: unlimited)."""
+
+    flops: float | None = None
+    tokens: int | None = None
+    calls: int | None = None
+    seconds: float | None = None
+    latency: float | None = None
+    dollars: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in LIMITS:
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int | float) or value < 0):
+                raise BudgetError(f"budget limit {name}: must be a number >= 0, got {value!r}")
+
+    @property
+    def active(self) -> bool:
+        """Whether any limit is set."""
+        return any(getattr(self, n) is not None for n in LIMITS)
+
+    def broken_by(self, cost: Cost) -> str | None:
+        """The first limit ``cost`` exceeds (``"flops 1.2e9 > 1e9"``), or ``None``."""
+        for name in LIMITS:
+            limit = getattr(self, name)
+            value = getattr(cost, name)
+            if limit is not None and value > limit * (1 + 1e-12):
+                return f"{name} {value:.6g} > {limit:.6g}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Limits per problem and per run.
+
+    Example:
+        >>> b = Budget.of(per_problem={"flops": 1e9, "calls": 8}, per_run={"dollars": 2.5})
+        >>> b.per_problem.calls, b.per_run.dollars
+        (8, 2.5)
+    """
+
+    per_problem: Limits = Limits()
+    per_run: Limits = Limits()
+
+    @classmethod
+    def of(cls, per_problem: Mapping[str, float] | None = None, per_run: Mapping[str, float] | None = None) -> Budget:
+        """A budget from plain mappings (as a spec declares it); unknown keys are errors."""
+
+        def limits(scope: str, data: Mapping[str, float] | None) -> Limits:
+            unknown = sorted(set(data or {}) - set(LIMITS))
+            if unknown:
+                raise BudgetError(f"budget.{scope}: unknown limit {unknown[0]!r} (limits: {', '.join(LIMITS)})")
+            return Limits(**dict(data or {}))
+
+        return cls(limits("per_problem", per_problem), limits("per_run", per_run))
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Where a call is charged: a node of the pipeline and a problem (``""``: none)."""
+
+    node: str = ""
+    problem: str = ""
+
+
+class Reservation:
+    """A worst-case cost held against the budget until the call settles or is released."""
+
+    def __init__(self, ledger: Ledger, scope: Scope, worst: Cost) -> None:
+        self.ledger, self.scope, self.worst = ledger, scope, worst
+        self.done = False
+
+    def settle(self, actual: Cost) -> Cost:
+        """Replace the reservation by the call's actual cost; returns what was charged."""
+        return self.ledger._close(self, actual)
+
+    def release(self) -> None:
+        """Drop the reservation (the call failed or was cancelled); nothing is charged."""
+        self.ledger._close(self, None)
+
+
+class Ledger:
+    """Costs of a run by node and problem, enforcing a :class:`Budget`.
+
+    Thread-safe; reservations are atomic, so concurrent calls can never together exceed a limit.
+
+    Example:
+        >>> ledger = Ledger(Budget.of(per_problem={"tokens": 100}))
+        >>> r = ledger.reserve(Scope("sample", "p1"), Cost(prompt_tokens=20, generated_tokens=64, calls=1))
+        >>> ledger.reserve(Scope("sample", "p1"), Cost(prompt_tokens=20, generated_tokens=64, calls=1))
+        Traceback (most recent call last):
+        ...
+        budgets.errors.BudgetExhausted: problem 'p1' would exceed its budget: tokens 168 > 100
+        >>> r.settle(Cost(prompt_tokens=20, generated_tokens=30, calls=1)).tokens
+        50
+        >>> ledger.total().tokens, ledger.outstanding
+        (50, 0)
+    """
+
+    def __init__(self, budget: Budget | None = None) -> None:
+        self.budget = budget or Budget()
+        self._lock = threading.Lock()
+        self._settled: dict[Scope, Cost] = {}
+        self._reserved_by_problem: dict[str, Cost] = {}
+        self._reserved = Cost()
+        self._open: set[int] = set()
+        self.refusals = 0
+        self.overruns = 0
+        """Settlements that cost more than their reservation (a caller's worst case that was not)."""
+
+    # ------------------------------------------------------------------ reserve / settle
+
+    def reserve(self, scope: Scope, worst: Cost) -> Reservation:
+        """Hold ``worst`` against the budget, or raise :class:`BudgetExhausted` holding nothing."""
+        with self._lock:
+            problem_now = self._problem_total(scope.problem) + self._reserved_by_problem.get(scope.problem, Cost())
+            broken = self._check(self.budget.per_problem, problem_now, worst) if scope.problem else None
+            if broken:
+                self.refusals += 1
+                raise BudgetExhausted(f"problem {scope.problem!r} would exceed its budget: {broken}")
+            broken = self._check(self.budget.per_run, self._total() + self._reserved, worst)
+            if broken:
+                self.refusals += 1
+                raise BudgetExhausted(f"the run would exceed its budget: {broken}")
+            r = Reservation(self, scope, worst)
+            self._open.add(id(r))
+            self._reserved = self._reserved + worst
+            self._reserved_by_problem[scope.problem] = self._reserved_by_problem.get(scope.problem, Cost()) + worst
+            return r
+
+    @staticmethod
+    def _check(limits: Limits, current: Cost, worst: Cost) -> str | None:
+        if not limits.active:
+            return None
+        if limits.seconds is not None and current.seconds >= limits.seconds:
+            return f"seconds {current.seconds:.6g} >= {limits.seconds:.6g}"
+        after = current + worst
+        return limits.broken_by(Cost(**{**asdict(after), "seconds": current.seconds}))
+
+    def _close(self, r: Reservation, actual: Cost | None) -> Cost:
+        with self._lock:
+            if r.done:
+                raise BudgetError("reservation already settled or released")
+            r.done = True
+            self._open.discard(id(r))
+            self._reserved = self._reserved - r.worst
+            self._reserved_by_problem[r.scope.problem] = self._reserved_by_problem[r.scope.problem] - r.worst
+            if actual is None:
+                return Cost()
+            if any(getattr(actual, q) > getattr(r.worst, q) * (1 + 1e-9) for q in LIMITS if q != "seconds"):
+                self.overruns += 1  # the caller's worst case was not one: a bug to report, not to hide
+            self._settled[r.scope] = self._settled.get(r.scope, Cost()) + actual
+            return actual
+
+    @property
+    def outstanding(self) -> int:
+        """Reservations neither settled nor released."""
+        return len(self._open)
+
+    # ------------------------------------------------------------------ reading
+
+    def _total(self) -> Cost:
+        out = Cost()
+        for c in self._settled.values():
+            out = out + c
+        return out
+
+    def _problem_total(self, problem: str) -> Cost:
+        out = Cost()
+        for scope, c in self._settled.items():
+            if scope.problem == problem:
+                out = out + c
+        return out
+
+    def total(self) -> Cost:
+        """Everything settled in the run."""
+        with self._lock:
+            return self._total()
+
+    def by(self, key: str) -> dict[str, Cost]:
+        """Settled costs by ``"node"`` or by ``"problem"``."""
+        if key not in ("node", "problem"):
+            raise BudgetError(f"Ledger.by: key must be 'node' or 'problem', got {key!r}")
+        out: dict[str, Cost] = {}
+        with self._lock:
+            for scope, c in self._settled.items():
+                k = getattr(scope, key)
+                out[k] = out.get(k, Cost()) + c
+        return out
+
+    def entries(self) -> Iterator[tuple[Scope, Cost]]:
+        """Settled costs by (node, problem)."""
+        with self._lock:
+            items = list(self._settled.items())
+        yield from items
+
+    def report(self) -> dict[str, Any]:
+        """Totals, per node and per problem, as JSON-ready data."""
+        return {
+            "total": self.total().to_dict(),
+            "by_node": {k: v.to_dict() for k, v in self.by("node").items()},
+            "by_problem": {k: v.to_dict() for k, v in self.by("problem").items()},
+            "refusals": self.refusals,
+            "overruns": self.overruns,
+        }
+
+    def to_json(self) -> str:
+        """:meth:`report` as JSON text."""
+        return json.dumps(self.report(), indent=2)

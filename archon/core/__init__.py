@@ -1,5 +1,6 @@
 """The shared kernel: data types, protocols and errors. Imports no torch."""
 
+from archon.core.charging import ChargedEngine, Prices
 from archon.core.errors import ArchonError, DataError, ModelNotFoundError
 from archon.core.generation import (
     Completion,
@@ -20,6 +21,7 @@ from budgets import ModelFacts
 
 __all__ = [
     "ArchonError",
+    "ChargedEngine",
     "Completion",
     "DataError",
     "Engine",
@@ -30,6 +32,7 @@ __all__ = [
     "Message",
     "ModelFacts",
     "ModelNotFoundError",
+    "Prices",
     "Problem",
     "Prompt",
     "RequestError",

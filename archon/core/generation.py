@@ -180,6 +180,8 @@ class GenResult:
     model: str = ""
     seconds: float = 0.0
     """Wall time from submission to result (queueing in the micro-batcher included)."""
+    compute_seconds: float | None = None
+    """This request's share of its batch's wall time, in proportion to its tokens (``None``: not batched)."""
 
     @property
     def texts(self) -> list[str]:

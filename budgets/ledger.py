@@ -268,6 +268,35 @@ class Ledger:
             "overruns": self.overruns,
         }
 
+    def table(self, by: str = "node") -> Any:
+        """A ``rich`` table of the settled costs by ``"node"`` or ``"problem"``, with the total."""
+        from rich.table import Table
+
+        table = Table(title=f"Cost by {by}")
+        columns = ("calls", "prompt tokens", "cached", "generated", "FLOPs", "latency s", "wall s", "dollars")
+        table.add_column(by)
+        for col in columns:
+            table.add_column(col, justify="right")
+
+        def row(name: str, c: Cost) -> list[str]:
+            return [
+                name,
+                f"{c.calls:,}",
+                f"{c.prompt_tokens:,}",
+                f"{c.cached_tokens:,}",
+                f"{c.generated_tokens:,}",
+                f"{c.flops:.3g}",
+                f"{c.latency:.3g}",
+                f"{c.seconds:.3g}",
+                f"{c.dollars:.4g}",
+            ]
+
+        for name, c in sorted(self.by(by).items()):
+            table.add_row(*row(name or "-", c))
+        table.add_section()
+        table.add_row(*row("total", self.total()))
+        return table
+
     def to_json(self) -> str:
         """:meth:`report` as JSON text."""
         return json.dumps(self.report(), indent=2)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from archon.core import Engine, RequestError
+from archon.core import Engine, Prices, RequestError
 
 
 class EngineConfig(BaseModel):
@@ -44,6 +44,9 @@ class EngineConfig(BaseModel):
     max_retries: int = Field(4, ge=0, description="openai: retries on 429, 5xx and timeouts")
     prefix_cache_mb: float = Field(256, ge=0, description="transformers: memory for cached prefixes")
     kv_budget_mb: float = Field(1024, gt=0, description="transformers: KV memory of one decode batch")
+    price_per_mtok_in: float = Field(0.0, ge=0, description="dollars per million prompt tokens computed")
+    price_per_mtok_out: float = Field(0.0, ge=0, description="dollars per million generated tokens")
+    price_per_mtok_cached: float | None = Field(None, ge=0, description="dollars per million cached prompt tokens")
     options: dict[str, Any] = Field(default_factory=dict, description="further keyword options of the engine class")
 
     @model_validator(mode="after")
@@ -56,6 +59,10 @@ class EngineConfig(BaseModel):
         if self.kind != "openai" and self.base_url:
             raise ValueError(f"base_url is only for kind 'openai', not {self.kind!r}")
         return self
+
+    def prices(self) -> Prices:
+        """The declared prices, for charging calls to a ledger."""
+        return Prices(input=self.price_per_mtok_in, output=self.price_per_mtok_out, cached=self.price_per_mtok_cached)
 
     def key(self) -> str:
         """A canonical form: two configs with the same key build the same engine."""

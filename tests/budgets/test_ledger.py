@@ -151,3 +151,15 @@ def test_no_limit_is_ever_exceeded_and_every_reservation_closes(
         if problem_limit is not None:
             for c in ledger.by("problem").values():
                 assert getattr(c, name) <= problem_limit * (1 + 1e-9)
+
+
+def test_the_rich_table_lists_every_node_and_the_total():
+    from rich.console import Console
+
+    ledger = Ledger()
+    for node, flops in (("sample", 8.0), ("judge", 2.0)):
+        ledger.reserve(Scope(node, "p1"), Cost(calls=1, flops=10)).settle(Cost(calls=1, flops=flops))
+    console = Console(width=200, record=True)
+    console.print(ledger.table())
+    text = console.export_text()
+    assert "sample" in text and "judge" in text and "total" in text and "10" in text

@@ -72,3 +72,8 @@ def test_importing_samplers_loads_no_torch_until_an_engine_is_asked_for():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_declared_prices_become_the_charging_prices():
+    cfg = EngineConfig(kind="openai", model="m", base_url="http://x/v1", price_per_mtok_in=1.0, price_per_mtok_out=4.0)
+    assert cfg.prices().dollars(1_000_000, 0, 500_000) == pytest.approx(3.0)

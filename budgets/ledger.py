@@ -144,9 +144,11 @@ class Reservation:
 
 
 class Ledger:
-    """Costs of a run by node and problem, enforcing a :class:`Budget`.
+    """Costs of a run by node, problem and call, enforcing a :class:`Budget`.
 
     Thread-safe; reservations are atomic, so concurrent calls can never together exceed a limit.
+    Scopes nest run → node → problem → call: :meth:`total` is the run, :meth:`by` groups by node or
+    problem, :meth:`entries` gives (node, problem) pairs and :attr:`calls` each settled call.
 
     Example:
         >>> ledger = Ledger(Budget.of(per_problem={"tokens": 100}))
@@ -161,8 +163,11 @@ class Ledger:
         (50, 0)
     """
 
-    def __init__(self, budget: Budget | None = None) -> None:
+    def __init__(self, budget: Budget | None = None, *, keep_calls: bool = True) -> None:
         self.budget = budget or Budget()
+        self.keep_calls = keep_calls
+        self.calls: list[tuple[Scope, Cost]] = []
+        """Every settled call, in settlement order (the finest scope), when ``keep_calls``."""
         self._lock = threading.Lock()
         self._settled: dict[Scope, Cost] = {}
         self._reserved_by_problem: dict[str, Cost] = {}
@@ -214,6 +219,8 @@ class Ledger:
             if any(getattr(actual, q) > getattr(r.worst, q) * (1 + 1e-9) for q in LIMITS if q != "seconds"):
                 self.overruns += 1  # the caller's worst case was not one: a bug to report, not to hide
             self._settled[r.scope] = self._settled.get(r.scope, Cost()) + actual
+            if self.keep_calls:
+                self.calls.append((r.scope, actual))
             return actual
 
     @property

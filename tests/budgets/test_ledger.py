@@ -69,6 +69,7 @@ def test_reserve_settle_release_and_reports():
         a.settle(Cost())
     assert ledger.outstanding == 0 and ledger.refusals == 1 and ledger.overruns == 0
     assert ledger.total().tokens == 150 and ledger.by("node")["n1"].calls == 2
+    assert [(s.node, c.tokens) for s, c in ledger.calls] == [("n1", 140), ("n1", 10)]
     report = ledger.report()
     assert report["by_problem"]["p1"]["tokens"] == 150 and report["total"]["flops"] == 5.0
     with pytest.raises(BudgetExhausted, match="the run would exceed its budget: tokens"):

@@ -96,6 +96,10 @@ class PrefixCache:
         self.stats.reused_tokens += n
         return n, best
 
+    def get(self, tokens: Sequence[int]) -> Entry | None:
+        """The entry holding exactly ``tokens``, if any (not a lookup: no statistics, no recency)."""
+        return self._entries.get(tuple(tokens))
+
     def accepts(self, n_tokens: int) -> bool:
         """Whether a sequence of ``n_tokens`` would be cached (so callers can skip copying its payload)."""
         return bool(self.capacity) and self.block <= n_tokens <= self.capacity

@@ -227,7 +227,7 @@ class TransformersEngine:
         start = time.perf_counter()
         ids = self.encode(request.prompt)
         self._check_length(len(ids), "GenRequest.prompt")
-        size = (len(ids) + request.max_tokens) * request.n
+        size = (len(ids) + self._room(len(ids), request.max_tokens)) * request.n
         return await self._batcher.submit(_Gen(request, ids, start), size)
 
     async def score(self, prompt: Prompt, continuations: Sequence[str]) -> ScoreResult:
@@ -237,9 +237,10 @@ class TransformersEngine:
         tokens, so the scores are of exactly those tokens.
         """
         prompt_ids = self.encode(prompt)
+        self._check_length(len(prompt_ids), "score prompt", generating=False)
         conts = [tuple(self.tokenizer(c, add_special_tokens=False).input_ids) for c in continuations]
         for i, c in enumerate(conts):
-            self._check_length(len(prompt_ids) + len(c), f"score continuation {i}")
+            self._check_length(len(prompt_ids) + len(c), f"score continuation {i}", generating=False)
         size = sum(len(prompt_ids) + len(c) for c in conts) or 1
         return await self._batcher.submit(_Score(prompt_ids, conts), size)
 
@@ -252,12 +253,16 @@ class TransformersEngine:
         self._batcher.close()
         self.prefix_cache.clear()
 
-    def _check_length(self, n: int, what: str) -> None:
-        if n >= self.context_length:
-            raise RequestError(
-                f"{what}: {n} tokens, but {self.name}'s context is {self.context_length} tokens "
-                "(and at least one must be left to generate)"
-            )
+    def _check_length(self, n: int, what: str, *, generating: bool = True) -> None:
+        if n == 0:  # e.g. "" with a tokenizer that adds no BOS: no logits to start from
+            raise RequestError(f"{what}: no tokens (an empty prompt has nothing to condition on)")
+        if n > self.context_length - (1 if generating else 0):  # scoring may fill the context
+            why = " (and at least one must be left to generate)" if generating else ""
+            raise RequestError(f"{what}: {n} tokens, but {self.name}'s context is {self.context_length} tokens{why}")
+
+    def _room(self, prompt_len: int, max_tokens: int) -> int:
+        """Most tokens a completion of a ``prompt_len``-token prompt can have: ``max_tokens`` or the context left."""
+        return max(1, min(max_tokens, self.context_length - prompt_len))
 
     # ------------------------------------------------------------------ the batch
 
@@ -370,10 +375,12 @@ class TransformersEngine:
     def _decode(self, works: list[_Gen], seqs: dict[tuple[int, ...], _Seq]) -> list[GenResult]:
         rows: list[_Row] = []
         for wi, w in enumerate(works):
-            gen = self._generator if w.request.seed is None else torch.Generator().manual_seed(w.request.seed)
+            seed = w.request.seed
+            # manual_seed takes 64 bits (negative seeds wrap), so reducing mod 2**64 keeps every seed it took
+            gen = self._generator if seed is None else torch.Generator().manual_seed(seed % 2**64)
             rows += [_Row(wi, seqs[w.ids], gen) for _ in range(w.request.n)]
-        if rows:
-            self._decode_rows(works, rows)
+        for group in self._decode_groups(works):
+            self._decode_rows(works, [r for r in rows if r.work in group])
         results = []
         for wi, w in enumerate(works):
             mine = [r for r in rows if r.work == wi]
@@ -386,11 +393,32 @@ class TransformersEngine:
             s.cached = len(s.ids)  # a later request with the same prompt computed none of it
         return results
 
+    def _decode_groups(self, works: list[_Gen]) -> list[set[int]]:
+        """Split the works so that each decode cache, rows x (longest prompt + most room), fits the KV budget.
+
+        The batcher sums each request's own tokens; left-padding to the longest prompt can multiply that. A
+        request's rows stay together (they share a random stream); one that alone exceeds the budget runs alone.
+        """
+        groups: list[set[int]] = []
+        group: set[int] = set()
+        rows = room = 0
+        for i in sorted(range(len(works)), key=lambda i: len(works[i].ids)):  # the longest prompt so far: this one
+            w = works[i]
+            r = self._room(len(w.ids), w.request.max_tokens)
+            if group and (rows + w.request.n) * (len(w.ids) + max(room, r)) > self.max_batch_tokens:
+                groups.append(group)
+                group, rows, room = set(), 0, 0
+            group.add(i)
+            rows, room = rows + w.request.n, max(room, r)
+        if group:
+            groups.append(group)
+        return groups
+
     def _decode_rows(self, works: list[_Gen], rows: list[_Row]) -> None:
         dev = self.device
         lengths = [len(r.seq.ids) for r in rows]
         t0 = max(lengths)
-        room = max(q.max_tokens for q in (works[r.work].request for r in rows))
+        room = max(self._room(n, works[r.work].request.max_tokens) for r, n in zip(rows, lengths, strict=True))
         cache = _stack([r.seq.kv for r in rows], lengths, t0, self._facts, self.dtype, dev, share=True, reserve=room)
         mask = torch.zeros((len(rows), t0), dtype=torch.bool)
         for i, n in enumerate(lengths):
@@ -441,7 +469,9 @@ class TransformersEngine:
                 **{self._cache_arg: cache},
             )
             logits = out.logits[:, -1].float()
-            positions = positions + 1
+            # a live row is never fed past ctx - 1; finished rows waiting to leave the batch (fed padding)
+            # must not be either: models with learned positions (GPT-2) have no embedding there
+            positions = (positions + 1).clamp_(max=self.context_length - 1)
             step += 1
 
     def _step(
@@ -510,7 +540,7 @@ class TransformersEngine:
         row.kept = True
         lo, hi = t0 - n_prompt, t0 + n_fed
         kv = [(layer.keys[b, :, lo:hi].clone(), layer.values[b, :, lo:hi].clone()) for layer in cache.layers]
-        self.prefix_cache.insert(row.seq.ids + tuple(row.tokens[:-1]), kv)
+        self.prefix_cache.insert(row.seq.ids + tuple(row.tokens[:-1]), kv, extends=self.prefix_cache.get(row.seq.ids))
 
     def _completion(self, row: _Row, req: GenRequest) -> Completion:
         text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)

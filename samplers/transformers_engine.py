@@ -23,6 +23,7 @@ of batched matrix products, which can only matter at exact ties).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import threading
 import time
@@ -80,6 +81,7 @@ class _Gen:
 class _Score:
     prompt_ids: tuple[int, ...]
     conts: list[tuple[int, ...]]
+    start: float = 0.0
 
 
 @dataclass
@@ -242,7 +244,7 @@ class TransformersEngine:
         for i, c in enumerate(conts):
             self._check_length(len(prompt_ids) + len(c), f"score continuation {i}", generating=False)
         size = sum(len(prompt_ids) + len(c) for c in conts) or 1
-        return await self._batcher.submit(_Score(prompt_ids, conts), size)
+        return await self._batcher.submit(_Score(prompt_ids, conts, time.perf_counter()), size)
 
     async def aclose(self) -> None:
         """Release the worker thread and the prefix cache."""
@@ -269,8 +271,10 @@ class TransformersEngine:
     def _run_batch(self, items: Sequence[_Gen | _Score]) -> list[Any]:
         """Serve a batch; a failure is retried request by request so it fails alone."""
         try:
+            start = time.perf_counter()
             with torch.inference_mode():
-                return self._serve(items)
+                results = self._serve(items)
+            return _share_time(results, time.perf_counter() - start)
         except Exception as exc:
             if len(items) == 1:
                 return [exc]
@@ -577,10 +581,27 @@ class TransformersEngine:
         prompt.cached = len(prompt.ids)  # a later request with the same prompt computed none of it
         with self._lock:
             self.usage = self.usage + usage
-        return ScoreResult(tuple(out), tuple(work.conts), usage, self.name)
+        return ScoreResult(tuple(out), tuple(work.conts), usage, self.name, time.perf_counter() - work.start)
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _share_time(results: list[Any], seconds: float) -> list[Any]:
+    """Give each result its share of the batch's wall time, in proportion to its tokens.
+
+    A request's tokens are the prompt tokens it computed plus the tokens it generated (a scoring
+    call: the tokens it fed).
+    """
+    weights = []
+    for r in results:
+        u = getattr(r, "usage", None)
+        weights.append(0 if u is None else max(1, u.computed_prompt_tokens + u.generated_tokens))
+    total = sum(weights) or 1
+    return [
+        dataclasses.replace(r, compute_seconds=seconds * w / total) if hasattr(r, "compute_seconds") else r
+        for r, w in zip(results, weights, strict=True)
+    ]
 
 
 def _load(

@@ -82,7 +82,8 @@ class ChargedEngine:
         """Reserve the worst case, generate, settle the actual cost (or release on failure)."""
         prompt = self.prompt_tokens(request.prompt)
         prefills = self._prefills(request.n)
-        worst = self._generation_cost(prompt, prefills, [request.max_tokens] * request.n, cached=0)
+        room = max(1, min(request.max_tokens, self.cost.facts.context_length - prompt))  # the context caps length
+        worst = self._generation_cost(prompt, prefills, [room] * request.n, cached=0)
         reservation = self.ledger.reserve(self.scope, worst)
         try:
             result = await self.engine.generate(request)
@@ -138,7 +139,7 @@ class ChargedEngine:
             raise
         actual_conts = [len(t) for t in result.token_ids] if result.token_ids else conts
         cached = min(result.usage.cached_tokens, p - 1) if p else 0
-        reservation.settle(self._score_cost(p, actual_conts, cached=cached, seconds=getattr(result, "seconds", 0.0)))
+        reservation.settle(self._score_cost(p, actual_conts, cached=cached, seconds=_seconds(result)))
         return result
 
     def _score_cost(self, prompt: int, conts: Sequence[int], *, cached: int, seconds: float = 0.0) -> Cost:
@@ -196,6 +197,6 @@ def _lengths(result: GenResult) -> list[int]:
     return [total // n + (1 if i < total % n else 0) for i in range(n)]
 
 
-def _seconds(result: GenResult) -> float:
+def _seconds(result: GenResult | ScoreResult) -> float:
     share = result.compute_seconds
     return result.seconds if share is None else share

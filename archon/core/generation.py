@@ -201,6 +201,10 @@ class ScoreResult:
     token_ids: tuple[tuple[int, ...], ...]
     usage: Usage = field(default_factory=Usage)
     model: str = ""
+    seconds: float = 0.0
+    """Wall time of the call (queueing included)."""
+    compute_seconds: float | None = None
+    """This call's share of its batch's wall time, in proportion to its tokens (``None``: not batched)."""
 
     def total(self, i: int) -> float:
         """Sum of the log-probabilities of continuation ``i``."""

@@ -83,3 +83,25 @@ def test_scoring_is_charged_too(engine, question):
         3, p, logit_positions=3
     )
     assert total.flops > 0 and ledger.overruns == 0
+
+
+def test_a_batch_wall_time_is_shared_in_proportion_to_tokens(engine, question):
+    async def both():
+        short = GenRequest(question, max_tokens=4, temperature=0)
+        long = GenRequest(question, n=8, max_tokens=40, temperature=1.0, seed=2)
+        return await asyncio.gather(engine.generate(short), engine.generate(long))
+
+    a, b = asyncio.run(both())
+    assert a.compute_seconds is not None and b.compute_seconds is not None
+    tokens = [r.usage.computed_prompt_tokens + r.usage.generated_tokens for r in (a, b)]
+    assert a.compute_seconds / b.compute_seconds == pytest.approx(tokens[0] / tokens[1], rel=1e-6)
+    assert a.compute_seconds + b.compute_seconds <= max(a.seconds, b.seconds) + 1e-6
+
+
+def test_the_worst_case_is_capped_by_the_context(engine, question):
+    p = len(engine.encode(question))
+    cost = CostModel.from_config("tiny-l")
+    ledger = Ledger(Budget.of(per_problem={"tokens": 2048 + 10}))
+    charged = ChargedEngine(engine, ledger, Scope("s", "p"), cost=cost)
+    r = asyncio.run(charged.generate(GenRequest(question, max_tokens=10**6, temperature=0)))
+    assert r.completions[0].finish_reason == "eos" and ledger.total().prompt_tokens == p and ledger.overruns == 0

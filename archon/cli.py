@@ -86,6 +86,39 @@ def datasets() -> None:
     Console().print(table)
 
 
+@app.command()
+def cost(
+    model: Annotated[str, typer.Argument(help="Embedded model name, model directory or config.json.")],
+    prompt: Annotated[int, typer.Option(help="Prompt tokens.")] = 256,
+    generate: Annotated[int, typer.Option(help="Tokens generated per completion.")] = 64,
+    n: Annotated[int, typer.Option(help="Completions (sharing one prefill).")] = 1,
+    cached: Annotated[int, typer.Option(help="Prompt tokens whose KV is reused.")] = 0,
+    dtype: Annotated[str | None, typer.Option(help="Number format for latency (default: the model's).")] = None,
+) -> None:
+    """The FLOPs, bytes and idealized latency of one generate call, on every hardware profile."""
+    from budgets import CostModel, load_profiles
+
+    cm = CostModel.from_config(model, dtype=dtype)
+    lengths = [generate] * n
+    flops = cm.generation_flops(prompt, lengths, cached)
+    prefill = cm.prefill_flops(prompt - cached, cached)
+    typer.echo(
+        f"{model}: {cm.params:,} parameters ({cm.non_embedding_params:,} non-embedding), "
+        f"{cm.kv_bytes_per_token:,} KV bytes per token, {cm.facts.dtype}"
+    )
+    typer.echo(
+        f"call: prompt {prompt} ({cached} cached), {n} x {generate} generated -> {flops:.4g} FLOPs "
+        f"(prefill {prefill:.4g}, decode {flops - prefill:.4g})"
+    )
+    table = Table(title="Idealized latency (roofline)")
+    for col in ("hardware", "seconds", "tokens/s"):
+        table.add_column(col, justify="right" if col != "hardware" else "left")
+    for name, p in sorted(load_profiles().items()):
+        seconds = p.call_seconds(cm, prompt, lengths, cached)
+        table.add_row(name, f"{seconds:.4g}", f"{n * generate / seconds:,.0f}" if seconds else "-")
+    Console().print(table)
+
+
 hardware_app = typer.Typer(help="Hardware profiles for idealized latency.", no_args_is_help=True)
 app.add_typer(hardware_app, name="hardware")
 

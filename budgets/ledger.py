@@ -15,6 +15,7 @@ refused once the settled time has reached the limit), so the calls already in fl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -196,6 +197,26 @@ class Ledger:
             self._reserved = self._reserved + worst
             self._reserved_by_problem[scope.problem] = self._reserved_by_problem.get(scope.problem, Cost()) + worst
             return r
+
+    @contextlib.contextmanager
+    def charged(self, scope: Scope, worst: Cost) -> Iterator[Reservation]:
+        """Reserve ``worst`` for the block: released if the block raises, charged in full if it never settles.
+
+        For callers that are not engines (a reward model scoring in-process, a sandboxed test run)::
+
+            with ledger.charged(scope, worst) as r:
+                ...  # do the work
+                r.settle(actual)
+        """
+        r = self.reserve(scope, worst)
+        try:
+            yield r
+        except BaseException:
+            if not r.done:
+                r.release()
+            raise
+        if not r.done:
+            r.settle(worst)
 
     @staticmethod
     def _check(limits: Limits, current: Cost, worst: Cost) -> str | None:

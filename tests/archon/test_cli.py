@@ -39,3 +39,20 @@ def test_unknown_command_fails_without_a_traceback():
     out = archon("frobnicate")
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
+
+
+def test_cost_prints_flops_and_latency_on_every_profile():
+    from budgets import CostModel
+
+    out = archon("cost", "tiny-l", "--prompt", "256", "--generate", "64", "--n", "16")
+    assert out.returncode == 0, out.stderr
+    flops = CostModel.from_config("tiny-l").generation_flops(256, [64] * 16)
+    assert f"{flops:.4g} FLOPs" in out.stdout
+    for hw in ("h100", "a100", "l4", "cpu"):
+        assert hw in out.stdout
+
+
+def test_cost_of_an_unknown_model_is_one_line_and_exit_1():
+    out = archon("cost", "tiny-xl")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr and "tiny-xl" in out.stderr

@@ -164,3 +164,15 @@ def test_the_rich_table_lists_every_node_and_the_total():
     console.print(ledger.table())
     text = console.export_text()
     assert "sample" in text and "judge" in text and "total" in text and "10" in text
+
+
+def test_the_charged_block_releases_on_error_and_charges_the_worst_case_when_unsettled():
+    ledger = Ledger(Budget.of(per_run={"calls": 5}))
+    with pytest.raises(ValueError), ledger.charged(Scope("prm", "p"), Cost(calls=1, flops=10)):
+        raise ValueError("reward model failed")
+    assert ledger.total().calls == 0 and ledger.outstanding == 0
+    with ledger.charged(Scope("prm", "p"), Cost(calls=1, flops=10)) as r:
+        r.settle(Cost(calls=1, flops=4))
+    with ledger.charged(Scope("prm", "p"), Cost(calls=1, flops=10)):
+        pass
+    assert ledger.total().flops == 14 and ledger.total().calls == 2

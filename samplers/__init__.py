@@ -16,7 +16,7 @@ _EXPORTS = {
     "EngineConfig": "samplers.engines",
     "EnginePool": "samplers.engines",
     "build_engine": "samplers.engines",
-    "MicroBatcher": "samplers.batcher",
+    "MicroBatcher": "archon.core.batcher",
     "PrefixCache": "samplers.prefix_cache",
 }
 

@@ -48,9 +48,9 @@ from archon.core import (
     Usage,
     prompt_kind,
 )
+from archon.core.batcher import MicroBatcher
 from archon.core.models import resolve_model
 from samplers import attention
-from samplers.batcher import MicroBatcher
 from samplers.prefix_cache import Entry, PrefixCache
 from samplers.sampling import RowParams, choose, log_softmax_and_entropy
 from samplers.stops import find_stop

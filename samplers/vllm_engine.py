@@ -75,10 +75,10 @@ from archon.core import (
     Usage,
     prompt_kind,
 )
+from archon.core.batcher import MicroBatcher
 from archon.core.generation import FinishReason
 from archon.core.models import resolve_model
 from budgets import ModelFacts
-from samplers.batcher import MicroBatcher
 
 INSTALL_HINT = 'pip install "archon-its[vllm]" (vLLM needs a CUDA GPU)'
 """How to get vLLM, for error messages."""

@@ -17,10 +17,23 @@ from archon.core.generation import (
     prompt_kind,
 )
 from archon.core.problem import Message, Problem
+from archon.core.verification import (
+    AGGREGATIONS,
+    Aggregation,
+    Candidate,
+    OutcomeVerifier,
+    ProcessVerifier,
+    aggregate,
+    score_outcomes,
+    score_processes,
+)
 from budgets import ModelFacts
 
 __all__ = [
+    "AGGREGATIONS",
+    "Aggregation",
     "ArchonError",
+    "Candidate",
     "ChargedEngine",
     "Completion",
     "DataError",
@@ -32,12 +45,17 @@ __all__ = [
     "Message",
     "ModelFacts",
     "ModelNotFoundError",
+    "OutcomeVerifier",
     "Prices",
     "Problem",
+    "ProcessVerifier",
     "Prompt",
     "RequestError",
     "ScoreResult",
     "UnsupportedFeatureError",
     "Usage",
+    "aggregate",
     "prompt_kind",
+    "score_outcomes",
+    "score_processes",
 ]

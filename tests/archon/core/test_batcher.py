@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from samplers.batcher import MicroBatcher
+from archon.core.batcher import MicroBatcher
 
 MODES = pytest.mark.parametrize("threaded", [True, False], ids=["threaded", "inline"])
 

@@ -1,0 +1,258 @@
+"""Learned reward models: outcome (a score per solution) and process (a score per step).
+
+Any Hugging Face checkpoint with a classification head works (``...ForSequenceClassification`` for
+outcome models, ``...ForTokenClassification`` for process models); how it is read is declared in
+configuration — a ``reward_config.json`` next to the weights, or ``config=`` — never guessed from the
+model's name:
+
+==================  ===========================================================================
+``kind``            ``process`` (read at every step delimiter) or ``outcome`` (read at the end)
+``prompt``          ``chat_template`` (question through the tokenizer's chat template, generation
+                    prompt added) or ``text`` (the question as plain text, then a newline)
+``step_delimiter``  the text that ends a step; one is appended after the last step
+``score``           ``sigmoid`` (of the first logit) or ``softmax`` (probability of
+                    ``positive_label``)
+``higher_is_better``  whether a higher score means a better solution
+==================  ===========================================================================
+
+Calls from many problems are batched through the kernel's :class:`~archon.core.batcher.MicroBatcher`,
+and :meth:`RewardModel.charged` charges them to a ledger like any model call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from archon.core import Aggregation, Candidate, Problem, aggregate
+from archon.core.batcher import MicroBatcher
+from archon.core.models import resolve_model
+from budgets import Cost, CostModel, Ledger, Scope
+
+
+@dataclass(frozen=True, slots=True)
+class RewardConfig:
+    """How a reward model reads a solution (see the module's table)."""
+
+    kind: Literal["process", "outcome"]
+    prompt: Literal["chat_template", "text"] = "chat_template"
+    step_delimiter: str = "\n"
+    score: Literal["sigmoid", "softmax"] = "sigmoid"
+    positive_label: int = 1
+    higher_is_better: bool = True
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, where: str = "reward config") -> RewardConfig:
+        """Read the known fields (descriptive extra fields are ignored); values are checked."""
+        known = {f.name for f in fields(cls)}
+        cfg = cls(**{k: v for k, v in data.items() if k in known})
+        if cfg.kind not in ("process", "outcome"):
+            raise ValueError(f"{where}: kind must be 'process' or 'outcome', got {cfg.kind!r}")
+        if cfg.prompt not in ("chat_template", "text"):
+            raise ValueError(f"{where}: prompt must be 'chat_template' or 'text', got {cfg.prompt!r}")
+        if str(cfg.score).startswith("sigmoid"):
+            cfg = _replace(cfg, score="sigmoid")
+        if cfg.score not in ("sigmoid", "softmax"):
+            raise ValueError(f"{where}: score must be 'sigmoid' or 'softmax', got {cfg.score!r}")
+        if not cfg.step_delimiter:
+            raise ValueError(f"{where}: step_delimiter must not be empty")
+        return cfg
+
+
+@dataclass
+class _Item:
+    ids: list[int]
+    reads: list[int]
+
+
+class RewardModel:
+    r"""A learned outcome or process reward model, batched across concurrent calls.
+
+    Args:
+        model: An embedded name (``tiny-prm``, ``tiny-orm``), a model directory or a hub id.
+        config: How to read it (default: the model's ``reward_config.json``).
+        aggregation: How a process model's step scores become one solution score in :meth:`score`.
+        device: ``cpu``, ``cuda`` ...
+        name: The verifier's name (scores are stored under it; default: the model's name).
+        max_batch: Most sequences in one forward pass.
+
+    Example:
+        >>> import asyncio
+        >>> from archon.core import Candidate, Problem
+        >>> prm = RewardModel("tiny-prm")
+        >>> p = Problem("a", "Evaluate left to right: 5 + 8 - 8")
+        >>> good, bad = Candidate("5 + 8 = 13\n13 - 8 = 5\n#### 5"), Candidate("5 + 8 = 14\n14 - 8 = 6\n#### 6")
+        >>> steps = asyncio.run(prm.score_steps(p, [good, bad]))
+        >>> [len(s) for s in steps], steps[0][0] > steps[1][0]
+        ([3, 3], True)
+    """
+
+    def __init__(
+        self,
+        model: str | Path = "tiny-prm",
+        *,
+        config: RewardConfig | dict[str, Any] | None = None,
+        aggregation: Aggregation = "min",
+        device: str = "cpu",
+        name: str | None = None,
+        max_batch: int = 256,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+
+        where = resolve_model(model)
+        self.config = self._read_config(where, config)
+        auto = AutoModelForTokenClassification if self.config.kind == "process" else AutoModelForSequenceClassification
+        self.device = torch.device(device)
+        self.model = auto.from_pretrained(where).to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(where)
+        self.name = name or str(model)
+        self.higher_is_better = self.config.higher_is_better
+        self.aggregation = aggregation
+        self.cost = CostModel.from_config(self.model.config, name=self.name)
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else 0)
+        self._batcher: MicroBatcher[_Item] = MicroBatcher(
+            self._run_batch, max_items=max_batch, threaded=False, name=f"reward-{self.name}"
+        )
+
+    @staticmethod
+    def _read_config(where: str, config: RewardConfig | dict[str, Any] | None) -> RewardConfig:
+        if isinstance(config, RewardConfig):
+            return config
+        if config is not None:
+            return RewardConfig.from_dict(dict(config), where="RewardModel.config")
+        path = Path(where) / "reward_config.json"
+        if not path.is_file():
+            raise ValueError(
+                f"RewardModel: {where} has no reward_config.json; pass config={{'kind': 'process' | 'outcome', ...}}"
+            )
+        return RewardConfig.from_dict(json.loads(path.read_text()), where=str(path))
+
+    # ------------------------------------------------------------------ encoding
+
+    def encode(self, problem: Problem, candidate: Candidate) -> tuple[list[int], list[int]]:
+        """Token ids of (question, solution) and the positions to read (every step's end, or the last token)."""
+        cfg = self.config
+        if cfg.prompt == "chat_template":
+            prompt = self.tokenizer.apply_chat_template(problem.messages(), tokenize=False, add_generation_prompt=True)
+        else:
+            prompt = problem.messages()[-1]["content"] + "\n"
+        steps = candidate.steps(cfg.step_delimiter)
+        if cfg.kind == "outcome":
+            body = cfg.step_delimiter.join(steps)
+            ids = self.tokenizer(prompt + body, add_special_tokens=False).input_ids
+            if self.tokenizer.eos_token_id is not None:
+                ids = [*ids, self.tokenizer.eos_token_id]
+            return ids, [len(ids) - 1]
+        text = prompt + "".join(s + cfg.step_delimiter for s in steps)
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ends, at = [], len(prompt)
+        for s in steps:
+            at += len(s) + len(cfg.step_delimiter)
+            ends.append(at)  # the character position just past this step's delimiter
+        reads = []
+        for end in ends:
+            token = next(i for i, (_, stop) in enumerate(enc["offset_mapping"]) if stop >= end)
+            reads.append(token)
+        return list(enc["input_ids"]), reads
+
+    # ------------------------------------------------------------------ scoring
+
+    async def score_steps(self, problem: Problem, candidates: Sequence[Candidate]) -> list[list[float]]:
+        """A score per step of each candidate (process models only)."""
+        if self.config.kind != "process":
+            raise ValueError(f"{self.name} is an outcome reward model: it scores solutions, not steps")
+        return await self._scores(problem, candidates)
+
+    async def score(self, problem: Problem, candidates: Sequence[Candidate]) -> list[float]:
+        """One score per candidate (a process model's step scores aggregated by ``aggregation``)."""
+        scores = await self._scores(problem, candidates)
+        if self.config.kind == "outcome":
+            return [s[0] for s in scores]
+        return [aggregate(s, self.aggregation) for s in scores]
+
+    async def _scores(self, problem: Problem, candidates: Sequence[Candidate]) -> list[list[float]]:
+        import asyncio
+
+        items = [_Item(*self.encode(problem, c)) for c in candidates]
+        return list(await asyncio.gather(*(self._batcher.submit(it, len(it.ids)) for it in items)))
+
+    def _run_batch(self, items: Sequence[_Item]) -> list[Any]:
+        import torch
+
+        try:
+            width = max(len(it.ids) for it in items)
+            ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(items), width), dtype=torch.long)
+            for r, it in enumerate(items):
+                ids[r, : len(it.ids)] = torch.tensor(it.ids)
+                mask[r, : len(it.ids)] = 1
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
+            out = []
+            for r, it in enumerate(items):
+                rows = logits[r, it.reads] if self.config.kind == "process" else logits[r].unsqueeze(0)
+                out.append(self._read(rows).tolist())
+            return out
+        except Exception as exc:
+            if len(items) == 1:
+                return [exc]
+            return [self._run_batch([it])[0] for it in items]
+
+    def _read(self, logits: Any) -> Any:
+        import torch
+
+        if self.config.score == "sigmoid" or logits.shape[-1] == 1:
+            return torch.sigmoid(logits[..., 0])
+        return torch.softmax(logits, dim=-1)[..., self.config.positive_label]
+
+    # ------------------------------------------------------------------ charging
+
+    def flops(self, problem: Problem, candidates: Sequence[Candidate]) -> tuple[int, int]:
+        """FLOPs and tokens of scoring ``candidates`` (one forward pass each, logits at the read positions)."""
+        flops = tokens = 0
+        for c in candidates:
+            ids, reads = self.encode(problem, c)
+            flops += self.cost.prefill_flops(len(ids), logit_positions=len(reads))
+            tokens += len(ids)
+        return flops, tokens
+
+    def charged(self, ledger: Ledger, scope: Scope) -> ChargedReward:
+        """The same reward model with every call charged to ``ledger`` under ``scope``."""
+        return ChargedReward(self, ledger, scope)
+
+    def close(self) -> None:
+        """Release the batcher."""
+        self._batcher.close()
+
+
+class ChargedReward:
+    """A :class:`RewardModel` whose calls reserve and settle their cost (exact: a forward pass is known)."""
+
+    def __init__(self, reward: RewardModel, ledger: Ledger, scope: Scope) -> None:
+        self.reward, self.ledger, self.scope = reward, ledger, scope
+        self.name, self.higher_is_better = reward.name, reward.higher_is_better
+
+    def _cost(self, problem: Problem, candidates: Sequence[Candidate]) -> Cost:
+        flops, tokens = self.reward.flops(problem, candidates)
+        return Cost(flops=flops, prompt_tokens=tokens, calls=1)
+
+    async def score_steps(self, problem: Problem, candidates: Sequence[Candidate]) -> list[list[float]]:
+        """:meth:`RewardModel.score_steps`, charged."""
+        with self.ledger.charged(self.scope, self._cost(problem, candidates)):
+            return await self.reward.score_steps(problem, candidates)
+
+    async def score(self, problem: Problem, candidates: Sequence[Candidate]) -> list[float]:
+        """:meth:`RewardModel.score`, charged."""
+        with self.ledger.charged(self.scope, self._cost(problem, candidates)):
+            return await self.reward.score(problem, candidates)
+
+
+def _replace(cfg: RewardConfig, **changes: Any) -> RewardConfig:
+    from dataclasses import replace
+
+    return replace(cfg, **changes)

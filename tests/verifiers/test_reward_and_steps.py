@@ -162,3 +162,22 @@ def test_self_certainty_from_generation_logprobs_without_an_extra_pass(problems)
             asyncio.run(SelfCertainty("mean_entropy").score(p, [Candidate("x")]))
     finally:
         engine.close()
+
+
+def test_judges_run_on_any_engine_and_score_in_unit_range(problems):
+    from verifiers.judge import GenerativeVerifier, YesNoJudge, parse_verdict
+
+    engine = TransformersEngine("tiny-l")
+    try:
+        p = problems[1]
+        cands = [Candidate(p.metadata["solution"]), Candidate(wrong(p.metadata["solution"]))]
+        before = engine.batch_stats.batches
+        yes = asyncio.run(YesNoJudge(engine).score(p, cands))
+        assert engine.batch_stats.batches == before + 1  # both candidates in one batch
+        assert all(0.0 <= s <= 1.0 for s in yes) and yes[0] != yes[1]
+        verdicts = asyncio.run(GenerativeVerifier(engine, samples=3, max_tokens=24).score(p, cands))
+        assert all(s in (0.0, 1 / 3, 2 / 3, 1.0) for s in verdicts)
+    finally:
+        engine.close()
+    assert parse_verdict("first: Verdict: correct. On reflection, Verdict: incorrect") is False
+    assert parse_verdict("verdict - RIGHT") is True

@@ -37,3 +37,11 @@ def test_engine_benchmark_quick_run_writes_every_case():
     prefix = {r["variant"]: r for r in report["rows"] if r["case"] == "prefix"}
     assert prefix["cache"]["prefill_tokens"] < prefix["no-cache"]["prefill_tokens"]
     assert prefix["cache"]["cached_tokens"] > 0 == prefix["no-cache"]["cached_tokens"]
+
+
+def test_verifier_benchmark_quick_run_writes_its_figures():
+    done = run("benchmarks/verifiers.py", "--quick", "--repeats", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads((ROOT / "benchmarks/results/verifiers_quick.json").read_text())["figures"]
+    assert 0.5 < figures["tiny-prm step AUC"] <= 1.0 and figures["steps"] > 100
+    assert figures["steps/s batched"] > 0 and figures["steps/s one at a time"] > 0

@@ -77,7 +77,9 @@ class RewardModel:
         aggregation: How a process model's step scores become one solution score in :meth:`score`.
         device: ``cpu``, ``cuda`` ...
         name: The verifier's name (scores are stored under it; default: the model's name).
-        max_batch: Most sequences in one forward pass.
+        max_batch: Most candidates in one batch.
+        chunk_tokens: Most (padded) tokens in one forward pass; a batch is split into chunks of
+            similar lengths.
 
     Example:
         >>> import asyncio
@@ -99,6 +101,7 @@ class RewardModel:
         device: str = "cpu",
         name: str | None = None,
         max_batch: int = 256,
+        chunk_tokens: int = 4096,
     ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
@@ -112,6 +115,7 @@ class RewardModel:
         self.name = name or str(model)
         self.higher_is_better = self.config.higher_is_better
         self.aggregation = aggregation
+        self.chunk_tokens = chunk_tokens
         self.cost = CostModel.from_config(self.model.config, name=self.name)
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else 0)
@@ -182,6 +186,21 @@ class RewardModel:
         return list(await asyncio.gather(*(self._batcher.submit(it, len(it.ids)) for it in items)))
 
     def _run_batch(self, items: Sequence[_Item]) -> list[Any]:
+        """Score a batch in chunks of similar lengths (little padding), each one forward pass."""
+        order = sorted(range(len(items)), key=lambda i: len(items[i].ids))
+        out: list[Any] = [None] * len(items)
+        chunk: list[int] = []
+        for i in order:
+            if chunk and (len(chunk) + 1) * len(items[i].ids) > self.chunk_tokens:
+                for j, r in zip(chunk, self._forward([items[j] for j in chunk]), strict=True):
+                    out[j] = r
+                chunk = []
+            chunk.append(i)
+        for j, r in zip(chunk, self._forward([items[j] for j in chunk]), strict=True):
+            out[j] = r
+        return out
+
+    def _forward(self, items: Sequence[_Item]) -> list[Any]:
         import torch
 
         try:
@@ -201,7 +220,7 @@ class RewardModel:
         except Exception as exc:
             if len(items) == 1:
                 return [exc]
-            return [self._run_batch([it])[0] for it in items]
+            return [self._forward([it])[0] for it in items]
 
     def _read(self, logits: Any) -> Any:
         import torch

@@ -119,6 +119,90 @@ def cost(
     Console().print(table)
 
 
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of pipeline specs (for editors' completion and checking)."""
+    import json
+
+    from archon.spec import Spec
+
+    typer.echo(json.dumps(Spec.model_json_schema(), indent=2))
+
+
+@app.command()
+def validate(spec: Annotated[str, typer.Argument(help="The spec file (YAML or JSON).")]) -> None:
+    """Check a spec: prints ok, or one line per problem and exits 1."""
+    from archon.spec import load_spec, problems
+
+    found = problems(load_spec(spec))
+    if not found:
+        typer.echo("ok")
+        return
+    for line in found:
+        typer.echo(f"{spec}: {line}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command("run")
+def run_spec(
+    spec: Annotated[str, typer.Argument(help="The spec file (YAML or JSON).")],
+    dataset: Annotated[str | None, typer.Option(help="Data set name or JSONL path (default: the spec's).")] = None,
+    split: Annotated[str | None, typer.Option(help="Split of an embedded data set (default: the spec's).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Run only the first N problems.")] = None,
+    out: Annotated[str | None, typer.Option(help="Run directory (results.jsonl, summary.json).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    seed: Annotated[int, typer.Option(help="Run seed (per problem and node seeds derive from it).")] = 0,
+) -> None:
+    """Run a pipeline spec on a data set: accuracy, coverage and cost."""
+    import asyncio
+    import json
+
+    from rich.progress import Progress
+
+    from archon import data
+    from archon.runtime import Runner
+    from archon.spec import SpecError, load_spec
+
+    s = load_spec(spec)
+    name = dataset or (s.dataset.name if s.dataset else None)
+    if name is None:
+        raise SpecError(f"{spec}: no dataset: give --dataset or a dataset section")
+    problems_ = data.load(name, split=split or (s.dataset.split if s.dataset else "dev"))
+    n = limit or (s.dataset.limit if s.dataset else None)
+    problems_ = problems_[:n] if n else problems_
+    if resume and not out:
+        raise SpecError("--resume needs --out (the run directory to continue)")
+    runner = Runner(s, seed=seed)
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=as_json) as bar:
+        task = bar.add_task("problems", total=len(problems_))
+        summary = asyncio.run(runner.run(problems_, out=out, resume=resume, progress=lambda _r: bar.advance(task)))
+    asyncio.run(runner.aclose())
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    table = Table(title=f"{spec} on {name} ({summary['problems']} problems)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    acc, cov = summary["accuracy"], summary["coverage"]
+    table.add_row("accuracy", "-" if acc is None else f"{acc:.3f}")
+    table.add_row("coverage", "-" if cov is None else f"{cov:.3f}")
+    table.add_row("errors", str(summary["errors"]))
+    per = summary["per_problem"]
+    for key, label in (
+        ("flops", "FLOPs / problem"),
+        ("tokens", "tokens / problem"),
+        ("seconds", "wall s / problem"),
+        ("latency", "idealized latency s / problem"),
+        ("dollars", "dollars / problem"),
+    ):
+        table.add_row(label, f"{per.get(key, 0):.4g}")
+    table.add_row("wall seconds (run)", f"{summary['seconds']:.2f}")
+    Console().print(table)
+    Console().print(runner.ledger.table("node"))
+
+
 hardware_app = typer.Typer(help="Hardware profiles for idealized latency.", no_args_is_help=True)
 app.add_typer(hardware_app, name="hardware")
 

@@ -255,6 +255,7 @@ class ChargedReward:
     def __init__(self, reward: RewardModel, ledger: Ledger, scope: Scope) -> None:
         self.reward, self.ledger, self.scope = reward, ledger, scope
         self.name, self.higher_is_better = reward.name, reward.higher_is_better
+        self.config, self.aggregation = reward.config, reward.aggregation
 
     def _cost(self, problem: Problem, candidates: Sequence[Candidate]) -> Cost:
         flops, tokens = self.reward.flops(problem, candidates)

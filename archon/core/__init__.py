@@ -17,6 +17,7 @@ from archon.core.generation import (
     prompt_kind,
 )
 from archon.core.problem import Message, Problem
+from archon.core.state import Context, State
 from archon.core.verification import (
     AGGREGATIONS,
     Aggregation,
@@ -36,6 +37,7 @@ __all__ = [
     "Candidate",
     "ChargedEngine",
     "Completion",
+    "Context",
     "DataError",
     "Engine",
     "EngineError",
@@ -52,6 +54,7 @@ __all__ = [
     "Prompt",
     "RequestError",
     "ScoreResult",
+    "State",
     "UnsupportedFeatureError",
     "Usage",
     "aggregate",

@@ -1,0 +1,259 @@
+"""The async executor: every problem flows through the pipeline DAG as a concurrent task.
+
+For each problem, each node runs as soon as its inputs are done (independent branches concurrently);
+a node with several inputs gets the union of their candidates. Operators are called per problem and
+the engines batch underneath. Every model call is charged to the run's ledger under (node, problem);
+seeds per (problem, node) make runs reproducible. Results are written incrementally — one JSON line
+per problem in ``results.jsonl``, then ``summary.json`` — and ``resume=True`` skips the problems
+already written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+import samplers.ops  # noqa: F401 - registers the first operators
+from archon.core import ArchonError, ChargedEngine, Problem, State
+from archon.core.registry import OPERATORS
+from archon.spec.graph import compile_pipeline, output_node
+from archon.spec.load import SpecError
+from archon.spec.models import Spec, VerifierSpec
+from budgets import Budget, CostModel, Ledger, Scope, profile
+from samplers.engines import EnginePool
+from verifiers.answers import answers_equal
+
+
+@dataclass
+class NodeContext:
+    """The :class:`~archon.core.Context` of one (node, problem)."""
+
+    run: Runner
+    node: str
+    problem: str
+    seed: int
+
+    def engine(self, name: str) -> ChargedEngine:
+        """The engine declared as ``name``, charged to this node and problem."""
+        return self.run.charged_engine(name, Scope(self.node, self.problem))
+
+    def verifier(self, name: str) -> Any:
+        """The verifier declared as ``name``, its model calls charged to this node and problem."""
+        return self.run.verifier(name, Scope(self.node, self.problem))
+
+
+@dataclass
+class Runner:
+    """Runs a validated spec on problems."""
+
+    spec: Spec
+    seed: int = 0
+    concurrency: int = 64
+    pool: EnginePool = field(init=False)
+    ledger: Ledger = field(init=False)
+    graph: nx.DiGraph = field(init=False)
+
+    def __post_init__(self) -> None:
+        tuned = self.spec.tunables()
+        if tuned:
+            raise SpecError(f"{next(iter(tuned))}: a tuned value; run `archon tune`, or fix it to a value")
+        self.graph = compile_pipeline(self.spec)
+        self.params = {n.id: OPERATORS.get(str(n.op)).params(**n.params) for n in self.spec.pipeline}
+        self.pool = EnginePool(dict(self.spec.engines))
+        budget = self.spec.budget
+        self.ledger = Ledger(Budget.of(budget.per_problem, budget.per_run) if budget else Budget())
+        self.hardware = profile(budget.hardware) if budget and budget.hardware else None
+        self._verifiers: dict[str, Any] = {}
+        self.output = output_node(self.graph)
+        self.order = list(nx.topological_sort(self.graph))
+
+    # ------------------------------------------------------------------ resources
+
+    def charged_engine(self, name: str, scope: Scope) -> ChargedEngine:
+        """The named engine, wrapped to charge ``scope``."""
+        engine = self.pool.get(name)
+        cost = CostModel(engine.facts)
+        prices = self.pool.config(name).prices()
+        return ChargedEngine(engine, self.ledger, scope, cost=cost, hardware=self.hardware, prices=prices)
+
+    def verifier(self, name: str, scope: Scope) -> Any:
+        """The named verifier; model-based ones are charged to ``scope``."""
+        if name not in self.spec.verifiers:
+            raise SpecError(f"no verifier {name!r} declared")
+        spec = self.spec.verifiers[name]
+        if spec.kind in ("yes_no_judge", "generative_judge", "self_certainty"):
+            return _build_verifier(spec, name, lambda: self.charged_engine(str(spec.engine), scope))
+        if name not in self._verifiers:
+            self._verifiers[name] = _build_verifier(spec, name, None)
+        v = self._verifiers[name]
+        return v.charged(self.ledger, scope) if hasattr(v, "charged") else v
+
+    # ------------------------------------------------------------------ running
+
+    def node_seed(self, problem: Problem, node: str) -> int:
+        """A seed per (run seed, problem, node)."""
+        digest = hashlib.sha256(f"{self.seed}:{problem.id}:{node}".encode()).digest()
+        return int.from_bytes(digest[:4], "little")
+
+    async def run_problem(self, problem: Problem) -> dict[str, Any]:
+        """Run the pipeline on one problem; returns its result record."""
+        start = time.perf_counter()
+        done: dict[str, asyncio.Future[State]] = {n: asyncio.get_running_loop().create_future() for n in self.order}
+
+        async def run_node(n: str) -> None:
+            try:
+                inputs = [await done[i] for i in self.graph.predecessors(n)]
+                state = State.merge(inputs) if inputs else State(problem)
+                node = self.graph.nodes[n]["node"]
+                op = OPERATORS.get(str(node.op))
+                ctx = NodeContext(self, n, problem.id, self.node_seed(problem, n))
+                done[n].set_result(await op.fn(ctx, state, self.params[n]))
+            except BaseException as exc:
+                if not done[n].done():
+                    done[n].set_exception(exc)
+                raise
+
+        tasks = [asyncio.create_task(run_node(n)) for n in self.order]
+        error = None
+        try:
+            final = await done[self.output]
+        except ArchonError as exc:
+            final, error = State(problem), str(exc)
+        for t in tasks:
+            if not t.done():
+                t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return self._record(problem, final, error, time.perf_counter() - start)
+
+    def _record(self, problem: Problem, final: State, error: str | None, seconds: float) -> dict[str, Any]:
+        top = final.candidates[0] if final.candidates else None
+        answer = top.answer if top else None
+        correct = None if problem.answer is None else bool(answers_equal(answer, problem.answer))
+        covered = None
+        if problem.answer is not None:
+            covered = any(answers_equal(c.answer, problem.answer) for c in final.candidates)
+        cost = self.ledger.by("problem").get(problem.id)
+        return {
+            "id": problem.id,
+            "answer": answer,
+            "reference": problem.answer,
+            "correct": correct,
+            "covered": covered,
+            "error": error,
+            "seconds": seconds,
+            "cost": cost.to_dict() if cost else None,
+            "candidates": [
+                {"text": c.text, "answer": c.answer, "scores": dict(c.scores), "model": c.model}
+                for c in final.candidates
+            ],
+            "trace": list(final.trace),
+        }
+
+    async def run(
+        self,
+        problems: Sequence[Problem],
+        *,
+        out: str | Path | None = None,
+        resume: bool = False,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Run every problem (bounded concurrency), write results incrementally, return the summary."""
+        out_dir = Path(out) if out else None
+        records: list[dict[str, Any]] = []
+        skip: set[str] = set()
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            path = out_dir / "results.jsonl"
+            if resume and path.is_file():
+                for line in path.read_text().splitlines():
+                    if line.strip():
+                        rec = json.loads(line)
+                        records.append(rec)
+                        skip.add(rec["id"])
+            elif path.is_file():
+                path.unlink()
+        sem = asyncio.Semaphore(self.concurrency)
+        start = time.perf_counter()
+
+        async def one(p: Problem) -> None:
+            async with sem:
+                rec = await self.run_problem(p)
+            records.append(rec)
+            if out_dir is not None:
+                with (out_dir / "results.jsonl").open("a") as f:
+                    f.write(json.dumps(rec) + "\n")
+            if progress is not None:
+                progress(rec)
+
+        await asyncio.gather(*(one(p) for p in problems if p.id not in skip))
+        summary = summarize(records, self.ledger, time.perf_counter() - start)
+        if out_dir is not None:
+            (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    async def aclose(self) -> None:
+        """Close the engines and verifiers the run built."""
+        await self.pool.aclose()
+        for v in self._verifiers.values():
+            closer = getattr(v, "close", None)
+            if closer is not None:
+                closer()
+
+
+def summarize(records: Sequence[dict[str, Any]], ledger: Ledger, seconds: float) -> dict[str, Any]:
+    """Accuracy, coverage, errors and cost totals of a run."""
+    graded = [r for r in records if r["correct"] is not None]
+    n = len(records)
+    return {
+        "problems": n,
+        "accuracy": sum(r["correct"] for r in graded) / len(graded) if graded else None,
+        "coverage": sum(bool(r["covered"]) for r in graded) / len(graded) if graded else None,
+        "errors": sum(r["error"] is not None for r in records),
+        "seconds": seconds,
+        "cost": ledger.report(),
+        "per_problem": {k: v / n for k, v in ledger.total().to_dict().items()} if n else {},
+    }
+
+
+def _build_verifier(spec: VerifierSpec, name: str, engine: Callable[[], Any] | None) -> Any:
+    from verifiers.certainty import SelfCertainty
+    from verifiers.judge import GenerativeVerifier, YesNoJudge
+    from verifiers.reward import RewardModel
+    from verifiers.steps import ArithStepChecker
+
+    opts = dict(spec.options)
+    if spec.kind == "reward_model":
+        return RewardModel(spec.model or "tiny-prm", name=name, **opts)
+    if spec.kind == "arith_steps":
+        checker = ArithStepChecker(**opts)
+        checker.name = name
+        return checker
+    if spec.kind == "answer":
+        return ReferenceAnswer(name)
+    assert engine is not None
+    if spec.kind == "yes_no_judge":
+        return YesNoJudge(engine(), name=name, **opts)
+    if spec.kind == "generative_judge":
+        return GenerativeVerifier(engine(), name=name, **opts)
+    return SelfCertainty(engine=engine() if spec.engine else None, **opts)
+
+
+class ReferenceAnswer:
+    """An oracle outcome verifier: 1.0 when a candidate's answer equals the problem's reference."""
+
+    higher_is_better = True
+
+    def __init__(self, name: str = "answer") -> None:
+        self.name = name
+
+    async def score(self, problem: Problem, candidates: Sequence[Any]) -> list[float]:
+        """1.0 for a right answer, 0.0 otherwise (and for a problem without a reference)."""
+        return [float(problem.answer is not None and answers_equal(c.answer, problem.answer)) for c in candidates]

@@ -1,0 +1,127 @@
+"""The pipeline as a networkx DiGraph, validated before anything runs.
+
+A node without ``inputs`` reads the problem itself. Validation reports every problem it finds, one line
+each, naming the spec path: a cycle (with its nodes), unknown inputs (with the closest node id), not
+exactly one output node, nodes whose results never reach the output, and references to engines,
+verifiers or retrievers that the spec does not declare.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+import networkx as nx
+from pydantic import ValidationError
+
+import samplers.ops  # noqa: F401 - registers the first operators
+from archon.core.registry import OPERATORS, UnknownOperatorError
+from archon.spec.load import SpecError, spec_path
+from archon.spec.models import NodeSpec, Spec, Tunable
+
+REFERENCES = {"engine": "engines", "verifier": "verifiers", "retriever": "retrievers"}
+"""Param names that refer to a declared resource, and the spec section that declares it."""
+
+
+def build_graph(spec: Spec) -> nx.DiGraph:
+    """The DAG of ``spec`` (nodes carry their :class:`~archon.spec.models.NodeSpec` as ``node``)."""
+    g = nx.DiGraph()
+    for i, node in enumerate(spec.pipeline):
+        g.add_node(node.id, node=node, index=i)
+    for node in spec.pipeline:
+        for src in node.inputs:
+            if src in g:
+                g.add_edge(src, node.id)
+    return g
+
+
+def problems(spec: Spec) -> list[str]:
+    """Everything wrong with the pipeline's structure and references, one line each (empty: valid)."""
+    g = build_graph(spec)
+    out: list[str] = []
+    ids = [n.id for n in spec.pipeline]
+    for i, node in enumerate(spec.pipeline):
+        for j, src in enumerate(node.inputs):
+            if src not in g:
+                close = difflib.get_close_matches(src, ids, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; nodes are {', '.join(ids)}"
+                out.append(f"pipeline[{i}].inputs[{j}]: no node {src!r}{hint}")
+            elif src == node.id:
+                out.append(f"pipeline[{i}].inputs[{j}]: node {node.id!r} reads its own output")
+        out.extend(_reference_problems(spec, f"pipeline[{i}].params", node.params))
+        out.extend(_op_problems(i, node))
+    for name, v in spec.verifiers.items():
+        if v.engine is not None and v.engine not in spec.engines:
+            out.append(f"verifiers.{name}.engine: no engine {v.engine!r}{_declared(spec.engines)}")
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
+        out.append(f"pipeline: cycle {path}")
+        return out
+    outputs = [n for n in g if g.out_degree(n) == 0]
+    if len(outputs) != 1:
+        out.append(f"pipeline: exactly one node must be the output (read by no other), found {', '.join(outputs)}")
+        return out
+    final = outputs[0]
+    feeding = nx.ancestors(g, final) | {final}
+    for n in g:
+        if n not in feeding:
+            out.append(f"pipeline[{g.nodes[n]['index']}]: node {n!r} never reaches the output {final!r}")
+    return out
+
+
+def compile_pipeline(spec: Spec) -> nx.DiGraph:
+    """The validated DAG; raises :class:`~archon.spec.load.SpecError` listing every problem."""
+    found = problems(spec)
+    if found:
+        raise SpecError("; ".join(found))
+    return build_graph(spec)
+
+
+def output_node(graph: nx.DiGraph) -> str:
+    """The id of the pipeline's output node."""
+    return next(n for n in graph if graph.out_degree(n) == 0)
+
+
+def _op_problems(i: int, node: NodeSpec) -> list[str]:
+    """An unknown op (with the closest name), or params its operator rejects (tuned params aside)."""
+    ops = node.op.tune.choices or [] if isinstance(node.op, Tunable) else [node.op]
+    out = []
+    tuned = {k for k, v in node.params.items() if isinstance(v, Tunable)}
+    fixed = {k: v for k, v in node.params.items() if k not in tuned}
+    for name in ops:
+        try:
+            op = OPERATORS.get(str(name))
+        except UnknownOperatorError as exc:
+            out.append(f"pipeline[{i}].op: {exc}")
+            continue
+        try:
+            op.params(**fixed)
+        except ValidationError as exc:
+            for err in exc.errors():
+                if err["loc"] and err["loc"][0] in tuned:
+                    continue
+                out.append(f"pipeline[{i}].params.{spec_path(tuple(err['loc']))}: {err['msg']}")
+    return out
+
+
+def _declared(section: dict[str, Any]) -> str:
+    return f" (declared: {', '.join(section)})" if section else " (none declared)"
+
+
+def _reference_problems(spec: Spec, where: str, params: dict[str, Any]) -> Iterable[str]:
+    for key, value in params.items():
+        section_name = REFERENCES.get(key.removesuffix("s"))
+        if section_name is None:
+            continue
+        section = getattr(spec, section_name)
+        names = value.tune.choices or [] if isinstance(value, Tunable) else value
+        for name in names if isinstance(names, list) else [names]:
+            if isinstance(name, str) and name not in section:
+                close = difflib.get_close_matches(name, list(section), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else _declared(section)
+                yield f"{where}.{key}: no {section_name[:-1]} {name!r}{hint}"

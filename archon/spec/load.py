@@ -1,0 +1,103 @@
+"""Reading spec files: YAML or JSON, ``extends:`` resolved, errors that name the file and the spec path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from archon.core import ArchonError
+from archon.spec.models import Spec
+
+
+class SpecError(ArchonError, ValueError):
+    """A spec is invalid; the message names the file and the path in it (``pipeline[2].params.n``)."""
+
+
+def spec_path(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as a spec path.
+
+    Example:
+        >>> spec_path(("pipeline", 2, "params", "n"))
+        'pipeline[2].params.n'
+    """
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "tagged-union") or str(part).startswith(("function-", "union[")):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "spec"
+
+
+def parse_spec(data: Any, *, source: str = "<spec>") -> Spec:
+    """Validate a spec given as a dict; the first error becomes one :class:`SpecError` line."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a spec is a mapping with a pipeline, got {type(data).__name__}")
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = err["msg"].removeprefix("Value error, ")
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise SpecError(f"{source}: {spec_path(tuple(err['loc']))}: {msg}{more}") from None
+
+
+def read_spec_data(path: str | Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The spec file's data with its ``extends:`` chain merged (the extending file wins)."""
+    p = Path(path).expanduser().resolve()
+    if p in _seen:
+        chain = " -> ".join(str(x.name) for x in (*_seen, p))
+        raise SpecError(f"{p}: extends itself ({chain})")
+    if not p.is_file():
+        raise SpecError(f"{path}: no such spec file")
+    try:
+        data = json.loads(p.read_text()) if p.suffix == ".json" else yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else getattr(exc, "lineno", None)
+        where = f":{line}" if line is not None else ""
+        raise SpecError(f"{p}{where}: not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{p}: a spec is a mapping with a pipeline")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    base = read_spec_data(p.parent / parent, _seen=(*_seen, p))
+    return _merge(base, data)
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read, merge (``extends:``) and validate a spec file."""
+    return parse_spec(read_spec_data(path), source=str(path))
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge mappings; the override wins; lists are replaced, except ``pipeline``, merged by node id."""
+    out = dict(base)
+    for key, value in override.items():
+        if key == "pipeline" and isinstance(value, list) and isinstance(base.get(key), list):
+            out[key] = _merge_nodes(base[key], value)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = _merge(base[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _merge_nodes(base: list[Any], override: list[Any]) -> list[Any]:
+    """Nodes of ``override`` replace (merge into) the base's nodes with the same id; new ids are appended."""
+    index = {n.get("id"): i for i, n in enumerate(base) if isinstance(n, dict)}
+    out = list(base)
+    for node in override:
+        i = index.get(node.get("id")) if isinstance(node, dict) else None
+        if i is None:
+            out.append(node)
+        else:
+            out[i] = _merge(out[i], node)
+    return out

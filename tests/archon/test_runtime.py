@@ -1,0 +1,69 @@
+"""Running specs: the examples end to end through the CLI, resume, and reproducibility."""
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from archon import data
+from archon.runtime import Runner
+from archon.spec import load_spec
+from tests.archon.test_cli import archon
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize("name", ["greedy", "best_of_n", "self_consistency", "ensemble"])
+def test_each_example_runs_on_the_dev_split(name):
+    out = archon("run", str(EXAMPLES / f"{name}.yaml"), "--limit", "6", "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["problems"] == 6 and summary["errors"] == 0
+    assert 0 <= summary["accuracy"] <= summary["coverage"] <= 1
+    assert summary["per_problem"]["flops"] > 0 and summary["cost"]["overruns"] == 0
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
+    spec = EXAMPLES / "self_consistency.yaml"
+    first = archon("run", str(spec), "--limit", "6", "--out", str(tmp_path), "--json")
+    assert first.returncode == 0, first.stderr
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    (tmp_path / "results.jsonl").write_text("\n".join(lines[:2]) + "\n")  # as if killed after two problems
+    again = archon("run", str(spec), "--limit", "6", "--out", str(tmp_path), "--resume", "--json")
+    assert again.returncode == 0, again.stderr
+    records = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == sorted(json.loads(x)["id"] for x in lines)
+    assert json.loads(again.stdout)["problems"] == 6
+    assert json.loads((tmp_path / "summary.json").read_text())["problems"] == 6
+
+
+def test_runs_are_reproducible_and_charged_per_node_and_problem():
+    problems = data.load("arith", "dev")[:5]
+
+    def answers():
+        runner = Runner(load_spec(EXAMPLES / "ensemble.yaml"), seed=3)
+        try:
+            summary = asyncio.run(runner.run(problems))
+            by_node = runner.ledger.by("node")
+            return summary, by_node, runner.ledger.by("problem")
+        finally:
+            asyncio.run(runner.aclose())
+
+    a, nodes, per_problem = answers()
+    b, _, _ = answers()
+    assert a["accuracy"] == b["accuracy"] and a["cost"]["total"]["flops"] == b["cost"]["total"]["flops"]
+    assert set(nodes) == {"draft_small", "draft_large", "judge"}  # vote makes no model call
+    assert set(per_problem) == {p.id for p in problems}
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pipeline:\n  - {id: a, op: sampel, params: {engine: policy}}\n")
+    out = archon("validate", str(bad))
+    assert out.returncode == 1 and "unknown op 'sampel'; did you mean 'sample'?" in out.stderr
+    out = archon("run", str(bad), "--dataset", "arith", "--limit", "1")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    out = archon("run", str(EXAMPLES / "greedy.yaml"), "--dataset", "arth", "--limit", "1")
+    assert out.returncode == 1 and "arth" in out.stderr and "Traceback" not in out.stderr
+    assert json.loads(archon("schema").stdout)["title"] == "Spec"

@@ -143,6 +143,23 @@ def validate(spec: Annotated[str, typer.Argument(help="The spec file (YAML or JS
     raise typer.Exit(1)
 
 
+@app.command()
+def graph(
+    spec: Annotated[str, typer.Argument(help="The spec file (YAML or JSON).")],
+    output: Annotated[str, typer.Option("-o", "--output", help="File to write: .svg, .mmd (Mermaid) or .png.")],
+) -> None:
+    """Draw the pipeline DAG of a spec."""
+    from archon.spec import SpecError, compile_pipeline, load_spec
+    from archon.spec.draw import draw
+
+    s = load_spec(spec)
+    try:
+        written = draw(s, compile_pipeline(s), output)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    typer.echo(f"wrote {written}")
+
+
 @app.command("run")
 def run_spec(
     spec: Annotated[str, typer.Argument(help="The spec file (YAML or JSON).")],

@@ -67,3 +67,23 @@ def test_cli_errors_are_one_line(tmp_path):
     out = archon("run", str(EXAMPLES / "greedy.yaml"), "--dataset", "arth", "--limit", "1")
     assert out.returncode == 1 and "arth" in out.stderr and "Traceback" not in out.stderr
     assert json.loads(archon("schema").stdout)["title"] == "Spec"
+
+
+def test_graph_draws_svg_and_mermaid(tmp_path):
+    import importlib.util
+    import xml.etree.ElementTree as ET
+
+    spec = str(EXAMPLES / "ensemble.yaml")
+    assert archon("graph", spec, "-o", str(tmp_path / "g.svg")).returncode == 0
+    root = ET.parse(tmp_path / "g.svg").getroot()
+    texts = {t.text for t in root.iter("{http://www.w3.org/2000/svg}text")}
+    assert {"problem", "judge: score", "answer: vote", "draft_small: sample"} <= texts
+    assert len(list(root.iter("{http://www.w3.org/2000/svg}line"))) == 5
+    assert archon("graph", spec, "-o", str(tmp_path / "g.mmd")).returncode == 0
+    mermaid = (tmp_path / "g.mmd").read_text()
+    assert "draft_small --> judge" in mermaid and "problem --> draft_large" in mermaid
+    png = archon("graph", spec, "-o", str(tmp_path / "g.png"))
+    if importlib.util.find_spec("matplotlib") is None:
+        assert png.returncode == 1 and "PNG needs matplotlib" in png.stderr
+    else:
+        assert png.returncode == 0 and (tmp_path / "g.png").stat().st_size > 0

@@ -96,6 +96,14 @@ class Runner:
         v = self._verifiers[name]
         return v.charged(self.ledger, scope) if hasattr(v, "charged") else v
 
+    def prepare(self) -> None:
+        """Build every declared engine and model-based verifier now (a run builds them on first use)."""
+        for name in self.spec.engines:
+            self.pool.get(name)
+        for name, spec in self.spec.verifiers.items():
+            if spec.kind not in ("yes_no_judge", "generative_judge", "self_certainty"):
+                self.verifier(name, Scope())
+
     # ------------------------------------------------------------------ running
 
     def node_seed(self, problem: Problem, node: str) -> int:
@@ -140,7 +148,7 @@ class Runner:
         covered = None
         if problem.answer is not None:
             covered = any(answers_equal(c.answer, problem.answer) for c in final.candidates)
-        cost = self.ledger.by("problem").get(problem.id)
+        cost = self.ledger.problem_total(problem.id)
         return {
             "id": problem.id,
             "answer": answer,
@@ -149,7 +157,7 @@ class Runner:
             "covered": covered,
             "error": error,
             "seconds": seconds,
-            "cost": cost.to_dict() if cost else None,
+            "cost": cost.to_dict(),
             "candidates": [
                 {"text": c.text, "answer": c.answer, "scores": dict(c.scores), "model": c.model}
                 for c in final.candidates

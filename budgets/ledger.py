@@ -171,6 +171,8 @@ class Ledger:
         """Every settled call, in settlement order (the finest scope), when ``keep_calls``."""
         self._lock = threading.Lock()
         self._settled: dict[Scope, Cost] = {}
+        self._by_problem: dict[str, Cost] = {}
+        self._run_total = Cost()
         self._reserved_by_problem: dict[str, Cost] = {}
         self._reserved = Cost()
         self._open: set[int] = set()
@@ -240,6 +242,8 @@ class Ledger:
             if any(getattr(actual, q) > getattr(r.worst, q) * (1 + 1e-9) for q in LIMITS if q != "seconds"):
                 self.overruns += 1  # the caller's worst case was not one: a bug to report, not to hide
             self._settled[r.scope] = self._settled.get(r.scope, Cost()) + actual
+            self._by_problem[r.scope.problem] = self._by_problem.get(r.scope.problem, Cost()) + actual
+            self._run_total = self._run_total + actual
             if self.keep_calls:
                 self.calls.append((r.scope, actual))
             return actual
@@ -252,17 +256,15 @@ class Ledger:
     # ------------------------------------------------------------------ reading
 
     def _total(self) -> Cost:
-        out = Cost()
-        for c in self._settled.values():
-            out = out + c
-        return out
+        return self._run_total
 
     def _problem_total(self, problem: str) -> Cost:
-        out = Cost()
-        for scope, c in self._settled.items():
-            if scope.problem == problem:
-                out = out + c
-        return out
+        return self._by_problem.get(problem, Cost())
+
+    def problem_total(self, problem: str) -> Cost:
+        """Everything settled for one problem (all nodes)."""
+        with self._lock:
+            return self._problem_total(problem)
 
     def total(self) -> Cost:
         """Everything settled in the run."""

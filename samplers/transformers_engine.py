@@ -68,6 +68,7 @@ class EngineStats:
     decode_steps: int = 0
     decoded_tokens: int = 0
     forward_passes: int = 0
+    compute_seconds: float = 0.0
 
 
 @dataclass
@@ -274,7 +275,9 @@ class TransformersEngine:
             start = time.perf_counter()
             with torch.inference_mode():
                 results = self._serve(items)
-            return _share_time(results, time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            self.stats.compute_seconds += elapsed
+            return _share_time(results, elapsed)
         except Exception as exc:
             if len(items) == 1:
                 return [exc]

@@ -22,6 +22,7 @@ and :meth:`RewardModel.charged` charges them to a ledger like any model call.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -116,6 +117,9 @@ class RewardModel:
         self.higher_is_better = self.config.higher_is_better
         self.aggregation = aggregation
         self.chunk_tokens = chunk_tokens
+        self.compute_seconds = 0.0
+        self._prompts: dict[str, str] = {}
+        """Time spent in forward passes (for measuring orchestration overhead)."""
         self.cost = CostModel.from_config(self.model.config, name=self.name)
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else 0)
@@ -138,13 +142,24 @@ class RewardModel:
 
     # ------------------------------------------------------------------ encoding
 
+    def _prompt(self, problem: Problem) -> str:
+        key = repr(problem.question)
+        text = self._prompts.get(key)
+        if text is None:
+            if self.config.prompt == "chat_template":
+                messages = problem.messages()
+                text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            else:
+                text = problem.messages()[-1]["content"] + "\n"
+            if len(self._prompts) > 4096:
+                self._prompts.clear()
+            self._prompts[key] = text
+        return text
+
     def encode(self, problem: Problem, candidate: Candidate) -> tuple[list[int], list[int]]:
         """Token ids of (question, solution) and the positions to read (every step's end, or the last token)."""
         cfg = self.config
-        if cfg.prompt == "chat_template":
-            prompt = self.tokenizer.apply_chat_template(problem.messages(), tokenize=False, add_generation_prompt=True)
-        else:
-            prompt = problem.messages()[-1]["content"] + "\n"
+        prompt = self._prompt(problem)
         steps = candidate.steps(cfg.step_delimiter)
         if cfg.kind == "outcome":
             body = cfg.step_delimiter.join(steps)
@@ -179,14 +194,27 @@ class RewardModel:
             return [s[0] for s in scores]
         return [aggregate(s, self.aggregation) for s in scores]
 
-    async def _scores(self, problem: Problem, candidates: Sequence[Candidate]) -> list[list[float]]:
+    def items(self, problem: Problem, candidates: Sequence[Candidate]) -> list[_Item]:
+        """The encoded candidates (token ids and read positions), ready to score or to price."""
+        return [_Item(*self.encode(problem, c)) for c in candidates]
+
+    async def _scores(
+        self, problem: Problem, candidates: Sequence[Candidate], items: list[_Item] | None = None
+    ) -> list[list[float]]:
         import asyncio
 
-        items = [_Item(*self.encode(problem, c)) for c in candidates]
+        items = items if items is not None else self.items(problem, candidates)
         return list(await asyncio.gather(*(self._batcher.submit(it, len(it.ids)) for it in items)))
 
     def _run_batch(self, items: Sequence[_Item]) -> list[Any]:
         """Score a batch in chunks of similar lengths (little padding), each one forward pass."""
+        start = time.perf_counter()
+        try:
+            return self._run_chunks(items)
+        finally:
+            self.compute_seconds += time.perf_counter() - start
+
+    def _run_chunks(self, items: Sequence[_Item]) -> list[Any]:
         order = sorted(range(len(items)), key=lambda i: len(items[i].ids))
         out: list[Any] = [None] * len(items)
         chunk: list[int] = []
@@ -233,12 +261,12 @@ class RewardModel:
 
     def flops(self, problem: Problem, candidates: Sequence[Candidate]) -> tuple[int, int]:
         """FLOPs and tokens of scoring ``candidates`` (one forward pass each, logits at the read positions)."""
-        flops = tokens = 0
-        for c in candidates:
-            ids, reads = self.encode(problem, c)
-            flops += self.cost.prefill_flops(len(ids), logit_positions=len(reads))
-            tokens += len(ids)
-        return flops, tokens
+        return self.items_flops(self.items(problem, candidates))
+
+    def items_flops(self, items: Sequence[_Item]) -> tuple[int, int]:
+        """FLOPs and tokens of scoring encoded candidates."""
+        flops = sum(self.cost.prefill_flops(len(it.ids), logit_positions=len(it.reads)) for it in items)
+        return flops, sum(len(it.ids) for it in items)
 
     def charged(self, ledger: Ledger, scope: Scope) -> ChargedReward:
         """The same reward model with every call charged to ``ledger`` under ``scope``."""
@@ -257,19 +285,24 @@ class ChargedReward:
         self.name, self.higher_is_better = reward.name, reward.higher_is_better
         self.config, self.aggregation = reward.config, reward.aggregation
 
-    def _cost(self, problem: Problem, candidates: Sequence[Candidate]) -> Cost:
-        flops, tokens = self.reward.flops(problem, candidates)
-        return Cost(flops=flops, prompt_tokens=tokens, calls=1)
+    async def _charged(self, problem: Problem, candidates: Sequence[Candidate]) -> list[list[float]]:
+        items = self.reward.items(problem, candidates)
+        flops, tokens = self.reward.items_flops(items)
+        with self.ledger.charged(self.scope, Cost(flops=flops, prompt_tokens=tokens, calls=1)):
+            return await self.reward._scores(problem, candidates, items)
 
     async def score_steps(self, problem: Problem, candidates: Sequence[Candidate]) -> list[list[float]]:
         """:meth:`RewardModel.score_steps`, charged."""
-        with self.ledger.charged(self.scope, self._cost(problem, candidates)):
-            return await self.reward.score_steps(problem, candidates)
+        if self.reward.config.kind != "process":
+            return await self.reward.score_steps(problem, candidates)  # raises: not a process model
+        return await self._charged(problem, candidates)
 
     async def score(self, problem: Problem, candidates: Sequence[Candidate]) -> list[float]:
         """:meth:`RewardModel.score`, charged."""
-        with self.ledger.charged(self.scope, self._cost(problem, candidates)):
-            return await self.reward.score(problem, candidates)
+        scores = await self._charged(problem, candidates)
+        if self.reward.config.kind == "outcome":
+            return [s[0] for s in scores]
+        return [aggregate(s, self.reward.aggregation) for s in scores]
 
 
 def _replace(cfg: RewardConfig, **changes: Any) -> RewardConfig:

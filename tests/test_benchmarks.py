@@ -45,3 +45,13 @@ def test_verifier_benchmark_quick_run_writes_its_figures():
     figures = json.loads((ROOT / "benchmarks/results/verifiers_quick.json").read_text())["figures"]
     assert 0.5 < figures["tiny-prm step AUC"] <= 1.0 and figures["steps"] > 100
     assert figures["steps/s batched"] > 0 and figures["steps/s one at a time"] > 0
+
+
+def test_pipeline_benchmark_quick_run_writes_every_example():
+    done = run("benchmarks/pipelines.py", "--quick")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((ROOT / "benchmarks/results/pipelines_quick.json").read_text())
+    assert set(report["examples"]) == {"greedy", "best_of_n", "self_consistency", "ensemble"}
+    for row in report["examples"].values():
+        assert 0 <= row["accuracy"] <= row["coverage"] <= 1 and row["flops_per_problem"] > 0
+    assert report["best_of_n_one_at_a_time_seconds"] > 0

@@ -87,3 +87,34 @@ def test_graph_draws_svg_and_mermaid(tmp_path):
         assert png.returncode == 1 and "PNG needs matplotlib" in png.stderr
     else:
         assert png.returncode == 0 and (tmp_path / "g.png").stat().st_size > 0
+
+
+def test_named_operators_equal_their_primitive_chains():
+    from archon.core import State
+    from archon.runtime import NodeContext
+    from samplers import ops
+
+    spec = load_spec(EXAMPLES / "best_of_n.yaml")
+    runner = Runner(spec)
+    problems = data.load("arith", "dev")[:3]
+    sample_p = {"engine": "policy", "n": 6, "temperature": 1.0, "max_tokens": 120}
+
+    async def both(p):
+        ctx = NodeContext(runner, "n", p.id, seed=11)
+        named = await ops.best_of_n(ctx, State(p), ops.BestOfNParams(**sample_p, verifier="orm"))
+        s = await ops.sample(ctx, State(p), ops.SampleParams(**sample_p))
+        s = await ops.score(ctx, s, ops.ScoreParams(verifier="orm"))
+        chain = await ops.select(ctx, s, ops.SelectParams(by="orm"))
+        sc_named = await ops.self_consistency(ctx, State(p), ops.SelfConsistencyParams(**sample_p))
+        sc_chain = await ops.vote(ctx, await ops.sample(ctx, State(p), ops.SampleParams(**sample_p)), ops.VoteParams())
+        return named, chain, sc_named, sc_chain
+
+    try:
+        for p in problems:
+            named, chain, sc_named, sc_chain = asyncio.run(both(p))
+            assert [c.text for c in named.candidates] == [c.text for c in chain.candidates]
+            assert named.candidates[0].scores == chain.candidates[0].scores
+            assert sc_named.candidates[0].answer == sc_chain.candidates[0].answer
+            assert sc_named.candidates[0].scores["vote"] == sc_chain.candidates[0].scores["vote"]
+    finally:
+        asyncio.run(runner.aclose())

@@ -6,8 +6,7 @@ Engines are imported on first use (``samplers.TransformersEngine`` loads torch a
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from archon.core.lazy import lazy_exports
 
 _EXPORTS = {
     "TransformersEngine": "samplers.transformers_engine",
@@ -23,13 +22,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'samplers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports("samplers", _EXPORTS, globals())

@@ -6,8 +6,7 @@ Public names are imported on first use (``verifiers.RewardModel`` loads torch an
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from archon.core.lazy import lazy_exports
 
 _EXPORTS = {
     "extract_answer": "verifiers.answers",
@@ -26,13 +25,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'verifiers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports("verifiers", _EXPORTS, globals())

@@ -52,6 +52,7 @@ import time
 from collections.abc import Callable
 from fractions import Fraction
 from multiprocessing.connection import Connection
+from typing import Any
 
 __all__ = ["answers_equal", "extract_answer", "normalize_answer"]
 
@@ -725,16 +726,21 @@ def _approx_unchecked(node: ast.expr, env: dict[str, float]) -> complex:
         return -x if isinstance(node.op, ast.USub) else x
     assert isinstance(node, ast.BinOp)
     x, y = _approx_unchecked(node.left, env), _approx_unchecked(node.right, env)
-    if isinstance(node.op, ast.Add):
-        return x + y
-    if isinstance(node.op, ast.Sub):
-        return x - y
-    if isinstance(node.op, ast.Mult):
-        return x * y
-    if isinstance(node.op, ast.Div):
-        return x / y
-    if abs(y) > 1e6:
+    if isinstance(node.op, ast.Pow) and abs(y) > 1e6:
         raise OverflowError("exponent too large to evaluate in floating point")
+    return _binop(node.op, x, y)
+
+
+def _binop(op: ast.operator, x: Any, y: Any) -> Any:
+    """``x op y`` for the whitelisted operators (complex numbers and sympy expressions alike)."""
+    if isinstance(op, ast.Add):
+        return x + y
+    if isinstance(op, ast.Sub):
+        return x - y
+    if isinstance(op, ast.Mult):
+        return x * y
+    if isinstance(op, ast.Div):
+        return x / y
     return x**y
 
 
@@ -819,13 +825,4 @@ def _to_sympy(node: ast.expr, sympy):  # sympy: the module, imported lazily by t
         x = _to_sympy(node.operand, sympy)
         return -x if isinstance(node.op, ast.USub) else x
     assert isinstance(node, ast.BinOp)
-    x, y = _to_sympy(node.left, sympy), _to_sympy(node.right, sympy)
-    if isinstance(node.op, ast.Add):
-        return x + y
-    if isinstance(node.op, ast.Sub):
-        return x - y
-    if isinstance(node.op, ast.Mult):
-        return x * y
-    if isinstance(node.op, ast.Div):
-        return x / y
-    return x**y
+    return _binop(node.op, _to_sympy(node.left, sympy), _to_sympy(node.right, sympy))

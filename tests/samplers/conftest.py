@@ -4,7 +4,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from samplers.transformers_engine import TransformersEngine
 from tests.samplers.servers import FakeOpenAIServer, TransformersServe
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[TransformersEngine]:
+    """The embedded tiny-l behind a TransformersEngine, shared by a test module."""
+    e = TransformersEngine("tiny-l")
+    yield e
+    e.close()
 
 
 @pytest.fixture

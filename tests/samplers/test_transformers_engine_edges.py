@@ -12,13 +12,6 @@ from samplers.transformers_engine import TransformersEngine
 
 
 @pytest.fixture(scope="module")
-def engine():
-    e = TransformersEngine("tiny-l")
-    yield e
-    e.close()
-
-
-@pytest.fixture(scope="module")
 def problems():
     return archon.data.load("arith", "dev")[:40]
 

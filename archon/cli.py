@@ -7,7 +7,7 @@ exit with status 1; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -218,6 +218,244 @@ def run_spec(
     table.add_row("wall seconds (run)", f"{summary['seconds']:.2f}")
     Console().print(table)
     Console().print(runner.ledger.table("node"))
+
+
+def _problems(spec_file: str, s: Any, dataset: str | None, split: str | None, limit: int | None) -> list[Any]:
+    from archon import data
+    from archon.spec import SpecError
+
+    name = dataset or (s.dataset.name if s.dataset else None)
+    if name is None:
+        raise SpecError(f"{spec_file}: no dataset: give --dataset or a dataset section")
+    problems_ = data.load(name, split=split or (s.dataset.split if s.dataset else "dev"))
+    n = limit or (s.dataset.limit if s.dataset else None)
+    return problems_[:n] if n else problems_
+
+
+@app.command()
+def tune(
+    spec: Annotated[str, typer.Argument(help="The spec file, with {tune: ...} values.")],
+    trials: Annotated[int | None, typer.Option(help="Finished trials the study should hold.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after S seconds.")] = None,
+    budget_flops: Annotated[float | None, typer.Option(help="Limit: mean FLOPs per problem.")] = None,
+    budget_tokens: Annotated[float | None, typer.Option(help="Limit: mean tokens per problem.")] = None,
+    budget_latency: Annotated[
+        float | None, typer.Option(help="Limit: mean idealized latency per problem (s), on --hardware.")
+    ] = None,
+    budget_seconds: Annotated[float | None, typer.Option(help="Limit: mean wall seconds per problem.")] = None,
+    budget_dollars: Annotated[float | None, typer.Option(help="Limit: mean dollars per problem.")] = None,
+    hardware: Annotated[str | None, typer.Option(help="Hardware profile for latency (h100, a100, l4, cpu).")] = None,
+    objectives: Annotated[
+        str | None, typer.Option(help="accuracy (default) or accuracy,flops / accuracy,latency for a front.")
+    ] = None,
+    sampler: Annotated[str | None, typer.Option(help="tpe (default), nsga2, gp or random.")] = None,
+    minibatch: Annotated[int | None, typer.Option(help="Score trials on N problems; re-score the best.")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna RDB URL (postgresql://...); default SQLite.")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes sharing the study.")] = 1,
+    out: Annotated[str | None, typer.Option(help="Study directory (default: studies/SPEC-STEM).")] = None,
+    study_name: Annotated[str | None, typer.Option("--study", help="Study name (default: the spec's stem).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the study in --out.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not share generations between trials.")] = False,
+    dataset: Annotated[str | None, typer.Option(help="Data set name or JSONL path (default: the spec's).")] = None,
+    split: Annotated[str | None, typer.Option(help="Split to tune on (default: the spec's).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N problems.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampler and run seed.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+    worker: Annotated[bool, typer.Option(hidden=True, help="Run trials only (spawned by --workers).")] = False,
+) -> None:
+    """Tune a spec's {tune: ...} values with Optuna under compute limits; write best.yaml."""
+    import json
+    import subprocess
+    import warnings
+    from pathlib import Path
+
+    import optuna
+
+    from archon.spec import load_spec
+    from archon.tune.study import Study, StudyError, TuneOptions
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    s = load_spec(spec)
+    problems_ = _problems(spec, s, dataset, split, limit)
+    limits = {
+        k: v
+        for k, v in (
+            ("flops", budget_flops),
+            ("tokens", budget_tokens),
+            ("latency", budget_latency),
+            ("seconds", budget_seconds),
+            ("dollars", budget_dollars),
+        )
+        if v is not None
+    }
+    options = TuneOptions.from_spec(
+        s,
+        budget=limits,
+        trials=trials,
+        timeout=timeout,
+        hardware=hardware,
+        objectives=objectives.split(",") if objectives else None,
+        sampler=sampler,
+        minibatch=minibatch,
+        storage=storage,
+        workers=workers,
+        study=study_name or Path(spec).stem,
+        cache=False if no_cache else None,
+        seed=seed,
+    )
+    _check_options(options)
+    directory = Path(out) if out else Path("studies") / Path(spec).stem
+    if workers > 1:  # the processes share the cores instead of each taking all of them
+        import os
+
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    console = Console(stderr=True)
+    table = _TrialTable(console, options, quiet=as_json or worker)
+    study = Study(s, problems_, directory, options, resume=resume, worker=worker, on_trial=table.row)
+    procs = []
+    if workers > 1 and not worker:
+        args = [sys.executable, "-m", "archon.cli", "tune", spec, "--out", str(directory), "--worker"]
+        args += ["--study", options.study or "study", "--workers", str(workers)]
+        if storage:
+            args += ["--storage", storage]
+        for flag, value in (("--dataset", dataset), ("--split", split), ("--limit", limit), ("--seed", seed)):
+            if value is not None:
+                args += [flag, str(value)]
+        for flag, value in (("--trials", trials), ("--timeout", timeout), ("--minibatch", minibatch)):
+            if value is not None:
+                args += [flag, str(value)]
+        for k, v in limits.items():
+            args += [f"--budget-{k}", str(v)]
+        for flag, value in (("--hardware", hardware), ("--objectives", objectives), ("--sampler", sampler)):
+            if value is not None:
+                args += [flag, value]
+        if no_cache:
+            args.append("--no-cache")
+        procs = [subprocess.Popen(args) for _ in range(workers - 1)]
+    table.header()
+    try:
+        study.optimize()
+    finally:
+        failed = [proc.args for proc in procs if proc.wait() != 0]
+    if failed:
+        console.print(f"[yellow]warning:[/] {len(failed)} worker process(es) failed; their trials are in the study")
+    if worker:
+        study.close()
+        return
+    result = study.result()
+    study.close()
+    if as_json:
+        typer.echo(json.dumps(result, default=str))
+    else:
+        _print_result(result, directory)
+    if result["best"] is None:
+        raise StudyError(f"{directory}: no configuration met the limits {options.budget} (of {table.seen} trials)")
+
+
+def _check_options(options: Any) -> None:
+    from archon.spec import SpecError
+
+    if ("latency" in options.budget or "latency" in options.objectives) and not options.hardware:
+        raise SpecError("--budget-latency (or a latency objective) needs --hardware NAME (see archon hardware list)")
+    if options.hardware:
+        from budgets import profile
+
+        profile(options.hardware)
+    if options.objectives[0] != "accuracy" or len(options.objectives) > 2:
+        raise SpecError(f"--objectives: accuracy, optionally followed by one cost; got {','.join(options.objectives)}")
+    known = ("flops", "latency", "tokens", "seconds", "dollars")
+    for o in options.objectives[1:]:
+        if o not in known:
+            raise SpecError(f"--objectives: unknown cost {o!r}; one of {', '.join(known)}")
+    if options.sampler not in ("tpe", "nsga2", "gp", "random"):
+        raise SpecError(f"--sampler: unknown sampler {options.sampler!r}; one of tpe, nsga2, gp, random")
+
+
+class _TrialTable:
+    """One line per finished trial: the live table of ``archon tune``."""
+
+    def __init__(self, console: Console, options: Any, *, quiet: bool) -> None:
+        self.console, self.options, self.quiet, self.seen = console, options, quiet, 0
+
+    def header(self) -> None:
+        if not self.quiet:
+            self.console.print(
+                f"[bold]{'trial':>5} {'state':<8} {'accuracy':>8} {'GFLOP/pb':>9} {'latency':>9} {'feasible':>8}"
+                "  params"
+            )
+
+    def row(self, t: Any) -> None:
+        self.seen += 1
+        if self.quiet:
+            return
+        a = t.user_attrs
+        acc = f"{a['accuracy']:.3f}" if "accuracy" in a else "-"
+        gf = f"{a['flops'] / 1e9:.3f}" if "flops" in a else "-"
+        lat = f"{a['latency']:.2e}" if a.get("latency") else "-"
+        feas = {True: "yes", False: "[red]no[/]"}.get(a.get("feasible"), "-")
+        params = _params(t.params)
+        self.console.print(
+            f"{t.number:>5} {t.state.name.lower():<8} {acc:>8} {gf:>9} {lat:>9} {feas:>8}  {params}", highlight=False
+        )
+
+
+def _short(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _params(params: dict[str, Any]) -> str:
+    """``k=v`` pairs; names lose their node prefix when one node holds every parameter."""
+    nodes = {k.split(".", 1)[0] for k in params}
+    return " ".join(f"{k.split('.', 1)[-1] if len(nodes) == 1 else k}={_short(v)}" for k, v in params.items())
+
+
+def _print_result(result: dict[str, Any], directory: Any) -> None:
+    console = Console()
+    counts = ", ".join(f"{v} {k}" for k, v in result["trials"].items())
+    console.print(f"study {result['study']} in {directory}: {counts}; {result['feasible_trials']} feasible")
+    rows = result["front"] or ([result["best"]] if result["best"] else [])
+    if not rows:
+        console.print("[red]no configuration met the limits[/]")
+        return
+    title = "Pareto front" if result["front"] else "best feasible configuration"
+    table = Table(title=f"{title} (scored on {result['problems']} problems)")
+    for col in ("trial", "accuracy", "GFLOP / problem", "latency / problem", "params"):
+        table.add_column(col)
+    for c in rows:
+        sc = c["full"] or c["search"]
+        params = _params(c["params"])
+        table.add_row(
+            str(c["number"]), f"{sc['accuracy']:.3f}", f"{sc['flops'] / 1e9:.3f}", f"{sc.get('latency', 0):.3g}", params
+        )
+    console.print(table)
+    if result["best"]:
+        console.print(f"wrote {directory}/best.yaml (archon run accepts it)")
+
+
+@app.command()
+def report(
+    study_dir: Annotated[str, typer.Argument(help="A study directory written by archon tune.")],
+    out: Annotated[str | None, typer.Option(help="Where the plots go (default: STUDY_DIR/report).")] = None,
+    storage: Annotated[str | None, typer.Option(help="The study's storage URL (default: its SQLite file).")] = None,
+    study_name: Annotated[str | None, typer.Option("--study", help="The study's name (default: the only one).")] = None,
+) -> None:
+    """Plot a study: Pareto front (PNG, HTML), accuracy vs FLOPs of every trial, parameter importances."""
+    from pathlib import Path
+
+    from archon.tune.report import load_study, write_report
+    from archon.tune.study import storage_url
+
+    study = load_study(Path(study_dir), storage=storage and storage_url(storage), study_name=study_name)
+    written = write_report(study, Path(out) if out else Path(study_dir) / "report")
+    for path in written["files"].values():
+        typer.echo(f"wrote {path}")
+    for note in written["notes"]:
+        typer.echo(f"note: {note}")
 
 
 hardware_app = typer.Typer(help="Hardware profiles for idealized latency.", no_args_is_help=True)

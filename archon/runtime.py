@@ -51,12 +51,42 @@ class NodeContext:
 
 
 @dataclass
+class Resources:
+    """The engines and model-based verifiers of runs, built once and shared (by the trials of a study).
+
+    ``wrap`` (say, the tuner's generation cache) wraps each engine once, by name, before it is charged.
+    """
+
+    pool: EnginePool
+    verifiers: dict[str, Any] = field(default_factory=dict)
+    wrap: Callable[[str, Any], Any] | None = None
+    _wrapped: dict[str, Any] = field(default_factory=dict)
+
+    def engine(self, name: str) -> Any:
+        """The engine declared as ``name`` (wrapped when a ``wrap`` is set)."""
+        if self.wrap is None:
+            return self.pool.get(name)
+        if name not in self._wrapped:
+            self._wrapped[name] = self.wrap(name, self.pool.get(name))
+        return self._wrapped[name]
+
+    async def aclose(self) -> None:
+        """Close the engines and verifiers built."""
+        await self.pool.aclose()
+        for v in self.verifiers.values():
+            closer = getattr(v, "close", None)
+            if closer is not None:
+                closer()
+
+
+@dataclass
 class Runner:
-    """Runs a validated spec on problems."""
+    """Runs a validated spec on problems (with its own engines, or shared ``resources``)."""
 
     spec: Spec
     seed: int = 0
     concurrency: int = 64
+    resources: Resources | None = None
     pool: EnginePool = field(init=False)
     ledger: Ledger = field(init=False)
     graph: nx.DiGraph = field(init=False)
@@ -66,12 +96,15 @@ class Runner:
         if tuned:
             raise SpecError(f"{next(iter(tuned))}: a tuned value; run `archon tune`, or fix it to a value")
         self.graph = compile_pipeline(self.spec)
-        self.params = {n.id: OPERATORS.get(str(n.op)).params(**n.params) for n in self.spec.pipeline}
-        self.pool = EnginePool(dict(self.spec.engines))
+        self.params = {n.id: OPERATORS.get(str(n.op)).params(**n.params_for(str(n.op))) for n in self.spec.pipeline}
+        self._owns = self.resources is None
+        if self.resources is None:
+            self.resources = Resources(EnginePool(dict(self.spec.engines)), wrap=per_sample_seeds)
+        self.pool = self.resources.pool
         budget = self.spec.budget
         self.ledger = Ledger(Budget.of(budget.per_problem, budget.per_run) if budget else Budget())
         self.hardware = profile(budget.hardware) if budget and budget.hardware else None
-        self._verifiers: dict[str, Any] = {}
+        self._verifiers: dict[str, Any] = self.resources.verifiers
         self.output = output_node(self.graph)
         self.order = list(nx.topological_sort(self.graph))
 
@@ -79,7 +112,8 @@ class Runner:
 
     def charged_engine(self, name: str, scope: Scope) -> ChargedEngine:
         """The named engine, wrapped to charge ``scope``."""
-        engine = self.pool.get(name)
+        assert self.resources is not None
+        engine = self.resources.engine(name)
         cost = CostModel(engine.facts)
         prices = self.pool.config(name).prices()
         return ChargedEngine(engine, self.ledger, scope, cost=cost, hardware=self.hardware, prices=prices)
@@ -105,6 +139,11 @@ class Runner:
                 self.verifier(name, Scope())
 
     # ------------------------------------------------------------------ running
+
+    @property
+    def correct(self) -> dict[str, bool]:
+        """Whether each graded problem of the last run was answered right, by problem id."""
+        return {r["id"]: bool(r["correct"]) for r in getattr(self, "records", []) if r["correct"] is not None}
 
     def node_seed(self, problem: Problem, node: str) -> int:
         """A seed per (run seed, problem, node)."""
@@ -172,10 +211,16 @@ class Runner:
         out: str | Path | None = None,
         resume: bool = False,
         progress: Callable[[dict[str, Any]], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> dict[str, Any]:
-        """Run every problem (bounded concurrency), write results incrementally, return the summary."""
+        """Run every problem (bounded concurrency), write results incrementally, return the summary.
+
+        ``progress`` sees each record as it is written; once ``should_stop`` returns ``True`` the problems
+        not yet started are skipped (the summary covers those that ran).
+        """
         out_dir = Path(out) if out else None
         records: list[dict[str, Any]] = []
+        self.records = records
         skip: set[str] = set()
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +238,8 @@ class Runner:
 
         async def one(p: Problem) -> None:
             async with sem:
+                if should_stop is not None and should_stop():
+                    return
                 rec = await self.run_problem(p)
             records.append(rec)
             if out_dir is not None:
@@ -208,12 +255,21 @@ class Runner:
         return summary
 
     async def aclose(self) -> None:
-        """Close the engines and verifiers the run built."""
-        await self.pool.aclose()
-        for v in self._verifiers.values():
-            closer = getattr(v, "close", None)
-            if closer is not None:
-                closer()
+        """Close the engines and verifiers the run built (shared resources are their owner's to close)."""
+        if self._owns and self.resources is not None:
+            await self.resources.aclose()
+
+
+def per_sample_seeds(name: str, engine: Any) -> Any:
+    """``engine`` drawing sample ``i`` of a seeded request with its own seed (no cache).
+
+    Sample ``i`` is then the same whatever ``n`` the request asks for, in a plain run as in a tuning
+    study (whose generation cache relies on it): the ``best.yaml`` a study writes reproduces its
+    trial's answers under ``archon run``.
+    """
+    from samplers.cache import CachingEngine
+
+    return CachingEngine(engine, None, identity=name, usage="actual")
 
 
 def summarize(records: Sequence[dict[str, Any]], ledger: Ledger, seconds: float) -> dict[str, Any]:

@@ -17,6 +17,8 @@ _EXPORTS = {
     "build_engine": "samplers.engines",
     "MicroBatcher": "archon.core.batcher",
     "PrefixCache": "samplers.prefix_cache",
+    "GenerationCache": "samplers.cache",
+    "CachingEngine": "samplers.cache",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -64,6 +64,13 @@ class BestOfNParams(SampleParams):
     mode: Literal["best", "weighted_vote"] = "best"
 
 
+class WeightedVoteParams(SampleParams):
+    """``weighted_vote``: sample ``n``, score with ``verifier``, vote with each answer's summed scores."""
+
+    verifier: str
+    aggregation: Aggregation = "min"
+
+
 class SelfConsistencyParams(SampleParams):
     """``self_consistency``: sample ``n`` and take the majority answer."""
 
@@ -142,6 +149,12 @@ async def best_of_n(ctx: Context, state: State, p: BestOfNParams) -> State:
     if p.mode == "weighted_vote":
         return await vote(ctx, state, VoteParams(weight=p.verifier))
     return await select(ctx, state, SelectParams(by=p.verifier, k=1))
+
+
+@OPERATORS.register("weighted_vote", WeightedVoteParams)
+async def weighted_vote(ctx: Context, state: State, p: WeightedVoteParams) -> State:
+    """Sample ``n``, score them, take the answer with the largest summed score (``best_of_n``'s vote mode)."""
+    return await best_of_n(ctx, state, BestOfNParams(**p.model_dump(), mode="weighted_vote"))
 
 
 @OPERATORS.register("self_consistency", SelfConsistencyParams)

@@ -50,7 +50,11 @@ def problems(spec: Spec) -> list[str]:
             elif src == node.id:
                 out.append(f"pipeline[{i}].inputs[{j}]: node {node.id!r} reads its own output")
         out.extend(_reference_problems(spec, f"pipeline[{i}].params", node.params))
+        for op, params in node.by_op.items():
+            out.extend(_reference_problems(spec, f"pipeline[{i}].by_op.{op}", params))
         out.extend(_op_problems(i, node))
+        if isinstance(node.enabled, Tunable) and not node.inputs:
+            out.append(f"pipeline[{i}].enabled: only a node with inputs can be optional (its readers read them)")
     for name, v in spec.verifiers.items():
         if v.engine is not None and v.engine not in spec.engines:
             out.append(f"verifiers.{name}.engine: no engine {v.engine!r}{_declared(spec.engines)}")
@@ -88,24 +92,40 @@ def output_node(graph: nx.DiGraph) -> str:
 
 
 def _op_problems(i: int, node: NodeSpec) -> list[str]:
-    """An unknown op (with the closest name), or params its operator rejects (tuned params aside)."""
-    ops = node.op.tune.choices or [] if isinstance(node.op, Tunable) else [node.op]
+    """An unknown op (with the closest name), or params its operator rejects (tuned params aside).
+
+    With a tuned op, each choice is checked with the params it accepts; a param no choice accepts, and a
+    ``by_op`` entry for an op that is not a choice, are errors.
+    """
     out = []
-    tuned = {k for k, v in node.params.items() if isinstance(v, Tunable)}
-    fixed = {k: v for k, v in node.params.items() if k not in tuned}
-    for name in ops:
+    tuned_op = isinstance(node.op, Tunable)
+    for op in node.by_op:
+        if op not in node.op_choices():
+            out.append(f"pipeline[{i}].by_op.{op}: not one of this node's ops ({', '.join(node.op_choices())})")
+    accepted_any: set[str] = set()
+    for name in node.op_choices():
         try:
-            op = OPERATORS.get(str(name))
+            op = OPERATORS.get(name)
         except UnknownOperatorError as exc:
             out.append(f"pipeline[{i}].op: {exc}")
             continue
+        fields = set(op.params.model_fields)
+        accepted_any |= fields
+        params = node.params_for(name, fields)
+        fixed = {k: v for k, v in params.items() if not isinstance(v, Tunable)}
         try:
             op.params(**fixed)
         except ValidationError as exc:
             for err in exc.errors():
-                if err["loc"] and err["loc"][0] in tuned:
+                key = err["loc"][0] if err["loc"] else None
+                if key is not None and isinstance(params.get(str(key)), Tunable):
                     continue
-                out.append(f"pipeline[{i}].params.{spec_path(tuple(err['loc']))}: {err['msg']}")
+                where = "params" if key not in node.by_op.get(name, {}) else f"by_op.{name}"
+                out.append(f"pipeline[{i}].{where}.{spec_path(tuple(err['loc']))}: {err['msg']}")
+    if tuned_op and accepted_any:
+        for k in node.params:
+            if k not in accepted_any:
+                out.append(f"pipeline[{i}].params.{k}: none of the ops {', '.join(node.op_choices())} takes it")
     return out
 
 

@@ -38,9 +38,16 @@ class TuneRange(_Strict):
                 raise ValueError(f"low ({self.low}) is above high ({self.high})")
             if self.log and self.low <= 0:
                 raise ValueError("a log-scale range needs low > 0")
+            if self.log and self.step is not None:
+                raise ValueError("a log-scale range takes no step")
         elif self.type == "choice":
             if not self.choices:
                 raise ValueError("a tuned choice needs a non-empty list of choices")
+            odd = [c for c in self.choices if c is not None and not isinstance(c, (bool, int, float, str))]
+            if odd:
+                raise ValueError(f"choices must be strings, numbers, booleans or null, got {odd[0]!r}")
+            if len({repr(c) for c in self.choices}) != len(self.choices):
+                raise ValueError("choices must be distinct")
         elif self.low is not None or self.high is not None or self.choices:
             raise ValueError("a tuned bool takes no low, high or choices")
         return self
@@ -52,19 +59,48 @@ class Tunable(_Strict):
     tune: TuneRange
 
 
+def _tunables(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: Tunable(**v) if isinstance(v, dict) and set(v) == {"tune"} else v for k, v in params.items()}
+
+
 class NodeSpec(_Strict):
-    """One node of the pipeline DAG."""
+    """One node of the pipeline DAG.
+
+    When ``op`` is tuned, each chosen op takes the ``params`` it accepts (the others exist only for the
+    ops that take them: conditional parameters) plus its own ``by_op`` entry, which overrides them. A
+    node whose ``enabled`` is tuned is optional: when left out, the nodes reading it read its inputs.
+    """
 
     id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
     op: str | Tunable
     inputs: list[str] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
+    by_op: dict[str, dict[str, Any]] = Field(default_factory=dict, description="params for one op choice only")
     enabled: bool | Tunable = True
 
     @field_validator("params")
     @classmethod
-    def _tunables(cls, params: dict[str, Any]) -> dict[str, Any]:
-        return {k: Tunable(**v) if isinstance(v, dict) and set(v) == {"tune"} else v for k, v in params.items()}
+    def _tuned_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return _tunables(params)
+
+    @field_validator("by_op")
+    @classmethod
+    def _tuned_by_op(cls, by_op: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {op: _tunables(params) for op, params in by_op.items()}
+
+    def op_choices(self) -> list[str]:
+        """The ops this node may run: the tuned choices, or its one op."""
+        return [str(c) for c in self.op.tune.choices or []] if isinstance(self.op, Tunable) else [self.op]
+
+    def params_for(self, op: str, accepted: set[str] | None = None) -> dict[str, Any]:
+        """The params of this node when it runs ``op``, ``by_op[op]`` overriding ``params``.
+
+        With a tuned op and ``accepted`` given, only the ``params`` in ``accepted`` are kept.
+        """
+        base = self.params
+        if isinstance(self.op, Tunable) and accepted is not None:
+            base = {k: v for k, v in base.items() if k in accepted}
+        return {**base, **self.by_op.get(op, {})}
 
 
 class VerifierSpec(_Strict):
@@ -99,16 +135,50 @@ class BudgetSpec(_Strict):
     hardware: str | None = Field(None, description="hardware profile for idealized latency (h100, a100, l4, cpu ...)")
 
 
-class TuneSpec(_Strict):
-    """What the tuner optimises (used by ``archon tune``)."""
+LIMIT_NAMES = ("flops", "tokens", "latency", "seconds", "dollars", "calls")
+"""What a tuning budget may limit, per problem (means over the evaluated problems)."""
 
-    objectives: list[str] = Field(default_factory=lambda: ["accuracy"])
-    directions: list[Literal["maximize", "minimize"]] | None = None
+
+class TuneSpec(_Strict):
+    """What ``archon tune`` optimises, under which limits, and how.
+
+    ``objectives``: ``[accuracy]`` (maximised, subject to ``budget``) or ``[accuracy, flops]`` /
+    ``[accuracy, latency]`` (a Pareto front). ``budget``: limits per problem, given to Optuna as
+    constraints. ``minibatch``: evaluate each trial on this many problems of the split, then re-evaluate
+    the best ``reevaluate`` trials on the whole split.
+    """
+
+    objectives: list[Literal["accuracy", "flops", "latency", "tokens", "seconds", "dollars"]] = Field(
+        default_factory=lambda: ["accuracy"], min_length=1, max_length=2
+    )
+    budget: dict[str, float] = Field(default_factory=dict, description="per-problem limits: flops, latency ...")
+    hardware: str | None = Field(None, description="hardware profile for the idealized latency")
     trials: int = Field(20, ge=1)
-    storage: str | None = None
-    study: str | None = None
-    sampler: str = "tpe"
+    timeout: float | None = Field(None, gt=0, description="seconds for the whole study")
+    storage: str | None = Field(None, description="an Optuna RDB URL; default: SQLite in the study directory")
+    study: str | None = Field(None, description="the study's name; default: the spec file's stem")
+    sampler: Literal["tpe", "nsga2", "gp", "random"] = "tpe"
+    pruner: Literal["wilcoxon", "none"] = "wilcoxon"
     minibatch: int | None = Field(None, ge=1)
+    reevaluate: int = Field(3, ge=0)
+    cache: bool = Field(True, description="share generations between trials (a content-addressed cache)")
+    seed: int = 0
+
+    @field_validator("budget")
+    @classmethod
+    def _limits(cls, budget: dict[str, float]) -> dict[str, float]:
+        for k, v in budget.items():
+            if k not in LIMIT_NAMES:
+                raise ValueError(f"unknown limit {k!r}; limits are {', '.join(LIMIT_NAMES)}")
+            if not v > 0:
+                raise ValueError(f"the {k} limit must be positive, got {v}")
+        return budget
+
+    @model_validator(mode="after")
+    def _objectives(self) -> TuneSpec:
+        if self.objectives[0] != "accuracy" or "accuracy" in self.objectives[1:]:
+            raise ValueError("the first objective is accuracy; a second one is a cost (flops, latency ...)")
+        return self
 
 
 class Spec(_Strict):
@@ -143,4 +213,8 @@ class Spec(_Strict):
             for k, v in node.params.items():
                 if isinstance(v, Tunable):
                     out[f"pipeline[{i}].params.{k}"] = v.tune
+            for op, params in node.by_op.items():
+                for k, v in params.items():
+                    if isinstance(v, Tunable):
+                        out[f"pipeline[{i}].by_op.{op}.{k}"] = v.tune
         return out

@@ -1,0 +1,401 @@
+"""A tuning study: Optuna trials of a spec's search space, under compute limits, in a study directory.
+
+The study directory holds ``optuna.db`` (SQLite, unless ``storage`` names another Optuna RDB URL such as
+PostgreSQL), ``cache.sqlite`` (the generation cache shared by every trial and worker), ``spec.yaml`` (the
+spec tuned), and, when the study ends, ``best.yaml`` (a concrete spec ``archon run`` accepts) and
+``summary.json``. Optuna writes each trial when it finishes, so a study killed at any moment — even by
+``kill -9`` — loses only the trials in flight; ``resume=True`` continues it (heartbeats mark the trials of
+a dead worker failed, and they are retried once).
+
+Example:
+    >>> from archon.spec import parse_spec
+    >>> spec = parse_spec({"engines": {"m": {"model": "tiny-l"}}, "pipeline": [{"id": "a", "op": "sample",
+    ...     "params": {"engine": "m", "max_tokens": 8}}], "tune": {"trials": 2}})
+    >>> options = TuneOptions.from_spec(spec, trials=3)
+    >>> options.trials, options.objectives
+    (3, ['accuracy'])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from archon.core import ArchonError, Problem
+from archon.spec.load import SpecError
+from archon.spec.models import Spec
+from archon.tune.evaluate import Evaluation, Evaluator
+from archon.tune.space import concretize, suggest
+
+
+class StudyError(ArchonError):
+    """A study that cannot start or continue (exists already, missing, nothing feasible ...)."""
+
+
+@dataclass
+class TuneOptions:
+    """How one ``archon tune`` run tunes (the spec's ``tune`` section, overridden by the command line)."""
+
+    objectives: list[str] = field(default_factory=lambda: ["accuracy"])
+    budget: dict[str, float] = field(default_factory=dict)
+    hardware: str | None = None
+    trials: int = 20
+    timeout: float | None = None
+    storage: str | None = None
+    study: str | None = None
+    sampler: str = "tpe"
+    pruner: str = "wilcoxon"
+    minibatch: int | None = None
+    reevaluate: int = 3
+    cache: bool = True
+    seed: int = 0
+    workers: int = 1
+
+    @classmethod
+    def from_spec(cls, spec: Spec, **overrides: Any) -> TuneOptions:
+        """The spec's ``tune`` section with the given (non-``None``) overrides."""
+        base = spec.tune.model_dump() if spec.tune else {}
+        opts = cls(**base)
+        budget = {**opts.budget, **(overrides.pop("budget", None) or {})}
+        return replace(opts, budget=budget, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def directions(self) -> list[str]:
+        """Maximise accuracy; minimise a second, cost objective."""
+        return ["maximize"] + ["minimize"] * (len(self.objectives) - 1)
+
+
+@dataclass
+class Candidate:
+    """A configuration the study reports: its trial, parameters, and scores on the minibatch and split."""
+
+    number: int
+    params: dict[str, Any]
+    search: dict[str, Any]
+    full: dict[str, Any] | None = None
+
+    @property
+    def score(self) -> dict[str, Any]:
+        """The scores that decide: the whole split's when re-evaluated, else the trial's own."""
+        return self.full or self.search
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {"number": self.number, "params": self.params, "search": self.search, "full": self.full}
+
+
+class Study:
+    """Tunes ``spec`` on ``problems`` in ``directory``.
+
+    Args:
+        spec: The spec with ``{tune: ...}`` values (``Runner`` refuses those; ``suggest`` fixes them).
+        problems: The problems trials are scored on (the dev split); a ``minibatch`` is drawn from them.
+        directory: The study directory.
+        options: See :class:`TuneOptions`.
+        resume: Continue the study already in ``directory`` (without it, an existing study is an error).
+        worker: Run trials only (another process re-evaluates and reports).
+        on_trial: Called with each finished trial (the live table).
+        cache_path: The generation cache's file (default: ``cache.sqlite`` in ``directory``); studies of
+            the same models may share one.
+    """
+
+    def __init__(
+        self,
+        spec: Spec,
+        problems: Sequence[Problem],
+        directory: str | Path,
+        options: TuneOptions,
+        *,
+        resume: bool = False,
+        worker: bool = False,
+        on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+        cache_path: str | Path | None = None,
+    ) -> None:
+        if not spec.tunables():
+            raise SpecError("the spec has no {tune: ...} value: nothing to tune (use `archon run`)")
+        if not problems:
+            raise StudyError("no problems to tune on")
+        self.spec = spec
+        self.problems = list(problems)
+        self.dir = Path(directory)
+        self.options = options
+        self.on_trial = on_trial
+        self.name = options.study or "study"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.storage = _storage(options.storage or f"sqlite:///{(self.dir / 'optuna.db').resolve()}")
+        self.worker = worker
+        saved = self.dir / "spec.yaml"
+        if resume and saved.is_file() and saved.read_text() != _dump(spec):
+            raise StudyError(f"{saved}: the study tuned another spec; resume it with that spec, or use another --out")
+        self.study = self._open(resume=resume, worker=worker)
+        rng = random.Random(options.seed)
+        order = list(self.problems)
+        rng.shuffle(order)  # one fixed shuffled order: the pruner compares trials problem by problem
+        self.search_problems = order[: options.minibatch] if options.minibatch else order
+        self.evaluator = Evaluator(
+            spec,
+            cache_path=(cache_path or self.dir / "cache.sqlite") if options.cache else None,
+            hardware=options.hardware,
+            seed=options.seed,
+        )
+        if not worker:
+            (self.dir / "spec.yaml").write_text(_dump(spec))
+
+    # ------------------------------------------------------------------ the study
+
+    def _open(self, *, resume: bool, worker: bool) -> optuna.Study:
+        names = [s.study_name for s in optuna.get_all_study_summaries(self.storage)]
+        if self.name in names and not (resume or worker):
+            raise StudyError(f"{self.dir}: study {self.name!r} exists; pass --resume to continue it")
+        if self.name not in names and resume:
+            raise StudyError(f"{self.dir}: no study {self.name!r} to resume")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return self._create()
+
+    def _create(self) -> optuna.Study:
+        study = optuna.create_study(
+            storage=self.storage,
+            study_name=self.name,
+            directions=self.options.directions,
+            sampler=self._sampler(),
+            pruner=self._pruner(),
+            load_if_exists=True,
+        )
+        for key in ("objectives", "budget", "hardware"):
+            before, now = study.user_attrs.get(key, getattr(self.options, key)), getattr(self.options, key)
+            if before != now:
+                raise StudyError(f"{self.dir}: the study's {key} is {before}, not {now}; tune into another --out")
+        study.set_user_attr("objectives", self.options.objectives)
+        study.set_user_attr("budget", self.options.budget)
+        study.set_user_attr("hardware", self.options.hardware)
+        return study
+
+    def _sampler(self) -> optuna.samplers.BaseSampler:
+        # Each process and each resumption draws its own proposals (the same seed would repeat them);
+        # the run seed of the evaluations stays the study's, so trials keep sharing cached samples.
+        kind = self.options.sampler
+        seed = self.options.seed + self._trials_so_far()
+        if self.worker:
+            seed += os.getpid()
+        if kind == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed)
+        if kind == "gp":
+            return optuna.samplers.GPSampler(seed=seed)
+        if kind == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=self.options.workers > 1, n_startup_trials=8
+        )
+
+    def _trials_so_far(self) -> int:
+        try:
+            return len(optuna.load_study(study_name=self.name, storage=self.storage).trials)
+        except KeyError:
+            return 0
+
+    def _pruner(self) -> optuna.pruners.BasePruner:
+        if self.options.pruner == "wilcoxon" and len(self.options.objectives) == 1:
+            return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=32)
+        return optuna.pruners.NopPruner()
+
+    def finished(self) -> int:
+        """Trials finished (complete or pruned)."""
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        return len(self.study.get_trials(deepcopy=False, states=states))
+
+    def optimize(self) -> None:
+        """Run trials until the study holds ``trials`` finished ones (or ``timeout`` passes)."""
+        if self.finished() >= self.options.trials:
+            return
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        callbacks: list[Any] = [optuna.study.MaxTrialsCallback(self.options.trials, states=states)]
+        if self.on_trial is not None:
+            on_trial = self.on_trial
+            callbacks.append(lambda _s, t: on_trial(t))
+        self.study.optimize(self._objective, timeout=self.options.timeout, callbacks=callbacks, gc_after_trial=False)
+
+    def _objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        concrete = suggest(trial, self.spec)
+        index = {p.id: i for i, p in enumerate(self.search_problems)}
+        prune = isinstance(self.study.pruner, optuna.pruners.WilcoxonPruner)
+
+        done: dict[int, float] = {}
+        reported = 0
+
+        def on_result(rec: dict[str, Any]) -> bool:
+            # Report in the problems' fixed order, whatever order they finish in, so a trial's pruning
+            # decision depends on its answers only (not on timing, nor on which samples were cached).
+            nonlocal reported
+            if not prune:
+                return False
+            done[index[rec["id"]]] = float(bool(rec["correct"]))
+            while reported in done:
+                trial.report(done.pop(reported), step=reported)
+                reported += 1
+                if trial.should_prune():
+                    return True
+            return False
+
+        start = time.perf_counter()
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        ev = self.evaluator.run(concrete, self.search_problems, on_result=on_result)
+        for k, v in ev.attrs().items():
+            trial.set_user_attr(k, v)
+        trial.set_user_attr("feasible", ev.feasible(self.options.budget))
+        trial.set_user_attr("trial_seconds", time.perf_counter() - start)
+        for k, v in ev.violations(self.options.budget).items():
+            trial.set_constraint(k, v)
+        if ev.stopped:
+            raise optuna.TrialPruned(f"pruned after {ev.problems} problems")
+        if len(self.options.objectives) == 1:
+            return ev.accuracy
+        return ev.accuracy, ev.cost[self.options.objectives[1]]
+
+    # ------------------------------------------------------------------ the result
+
+    def complete_trials(self) -> list[optuna.trial.FrozenTrial]:
+        """The finished, unpruned trials."""
+        return self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+
+    def feasible_trials(self) -> list[optuna.trial.FrozenTrial]:
+        """Complete trials within every limit."""
+        return [t for t in self.complete_trials() if t.user_attrs.get("feasible")]
+
+    def _cost_key(self) -> str:
+        return self.options.objectives[1] if len(self.options.objectives) > 1 else "flops"
+
+    def _rank(self, scores: dict[str, Any]) -> tuple[float, float]:
+        return (-float(scores["accuracy"]), float(scores.get(self._cost_key(), 0.0)))
+
+    def reevaluate(self, trials: Sequence[optuna.trial.FrozenTrial]) -> list[Candidate]:
+        """Score trials' configurations on every problem (kept in the study, so a resumed study reuses it)."""
+        out = []
+        for t in trials:
+            key = f"full:{t.number}"
+            full = self.study.user_attrs.get(key)
+            if full is None:
+                ev = self.evaluator.run(concretize(self.spec, t.params), self.problems)
+                full = {**ev.attrs(), "feasible": ev.feasible(self.options.budget)}
+                self.study.set_user_attr(key, full)
+            out.append(Candidate(t.number, dict(t.params), dict(t.user_attrs), full))
+        return out
+
+    def result(self) -> dict[str, Any]:
+        """The best feasible configuration (or the Pareto front), with its score on the whole split.
+
+        With a minibatch, the best ``reevaluate`` feasible trials (every front member for two objectives)
+        are re-scored on the whole split, and only configurations feasible there are reported. No
+        infeasible configuration is ever reported as best.
+        """
+        feasible = sorted(self.feasible_trials(), key=lambda t: self._rank(t.user_attrs))
+        minibatch = len(self.search_problems) < len(self.problems)
+        multi = len(self.options.objectives) > 1
+        if multi:
+            from archon.tune.report import pareto_front
+
+            picked = pareto_front(self.complete_trials(), cost=self._cost_key())
+        else:
+            picked = feasible[: max(1, self.options.reevaluate)] if minibatch else feasible[:1]
+        if minibatch and self.options.reevaluate:
+            candidates = self.reevaluate(picked)
+        else:
+            candidates = [Candidate(t.number, dict(t.params), dict(t.user_attrs)) for t in picked]
+        ok = [c for c in candidates if c.score.get("feasible", True)]
+        ok.sort(key=lambda c: self._rank(c.score))
+        front = _front(ok, self._cost_key()) if multi else []
+        best = ok[0] if ok else None
+        summary = {
+            "study": self.name,
+            "directory": str(self.dir),
+            "objectives": self.options.objectives,
+            "budget": self.options.budget,
+            "hardware": self.options.hardware,
+            "problems": len(self.problems),
+            "search_problems": len(self.search_problems),
+            "trials": _counts(self.study),
+            "feasible_trials": len(feasible),
+            "best": best.to_dict() if best else None,
+            "front": [c.to_dict() for c in front],
+            "tokens_generated": self.evaluator.tokens_generated(),
+        }
+        if best is not None:
+            (self.dir / "best.yaml").write_text(_dump(concretize(self.spec, best.params)))
+        (self.dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        return summary
+
+    def close(self) -> None:
+        """Close the models and the cache."""
+        self.evaluator.close()
+
+
+def evaluate_spec(evaluator: Evaluator, concrete: Spec, problems: Sequence[Problem]) -> Evaluation:
+    """Score one concrete spec (a baseline, say) with a study's shared models and cache."""
+    return evaluator.run(concrete, problems)
+
+
+def _front(candidates: list[Candidate], cost: str) -> list[Candidate]:
+    out = []
+    for c in candidates:
+        a, k = float(c.score["accuracy"]), float(c.score.get(cost, 0.0))
+        dominated = any(
+            float(o.score["accuracy"]) >= a
+            and float(o.score.get(cost, 0.0)) <= k
+            and o is not c
+            and (float(o.score["accuracy"]) > a or float(o.score.get(cost, 0.0)) < k)
+            for o in candidates
+        )
+        if not dominated:
+            out.append(c)
+    return sorted(out, key=lambda c: float(c.score.get(cost, 0.0)))
+
+
+def _counts(study: optuna.Study) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    return counts
+
+
+def _dump(spec: Spec) -> str:
+    data = spec.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def storage_url(url: str) -> str:
+    """``postgresql://`` URLs use the psycopg (3) driver that ``archon[postgres]`` installs."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _storage(url: str) -> optuna.storages.BaseStorage:
+    """An RDB storage with heartbeats (a dead worker's trial is failed, then retried once)."""
+    url = storage_url(url)
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs = {"connect_args": {"timeout": 60}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _rdb(url, kwargs)
+
+
+def _rdb(url: str, kwargs: dict[str, Any]) -> optuna.storages.BaseStorage:
+    return optuna.storages.RDBStorage(
+        url,
+        engine_kwargs=kwargs,
+        heartbeat_interval=10,
+        grace_period=30,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+    )

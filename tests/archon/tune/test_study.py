@@ -1,0 +1,124 @@
+"""Studies on the real tiny models: constraints, the cache, re-evaluation, fronts, pruning, best.yaml."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from archon import data
+from archon.runtime import Runner
+from archon.spec import load_spec, parse_spec
+from archon.tune.study import Study, StudyError, TuneOptions
+
+PROBLEMS = data.load("arith", "dev")[:8]
+
+
+def spec(**tune: Any) -> Any:
+    return parse_spec(
+        {
+            "engines": {"small": {"model": "tiny-s"}, "large": {"model": "tiny-l"}},
+            "pipeline": [
+                {
+                    "id": "a",
+                    "op": "self_consistency",
+                    "params": {
+                        "engine": {"tune": {"type": "choice", "choices": ["small", "large"]}},
+                        "n": {"tune": {"type": "int", "low": 1, "high": 6}},
+                        "temperature": {"tune": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.5}},
+                        "max_tokens": 64,
+                    },
+                }
+            ],
+            "tune": {"pruner": "none", **tune},
+        }
+    )
+
+
+def run_study(tmp: Path, s: Any, problems: list[Any] = PROBLEMS, **overrides: Any) -> tuple[Study, dict[str, Any]]:
+    study = Study(s, problems, tmp, TuneOptions.from_spec(s, **overrides))
+    try:
+        study.optimize()
+        return study, study.result()
+    finally:
+        study.close()
+
+
+def test_limits_are_constraints_and_the_best_is_feasible(tmp_path: Path) -> None:
+    study, result = run_study(tmp_path, spec(trials=8, budget={"flops": 3e8}))
+    trials = study.complete_trials()
+    assert len(trials) == 8
+    for t in trials:
+        assert t.user_attrs["feasible"] == (t.user_attrs["flops"] <= 3e8)
+        assert (t.constraints["flops"] <= 0) == t.user_attrs["feasible"]
+    assert any(not t.user_attrs["feasible"] for t in trials), "the budget should cut some trials"
+    best = result["best"]
+    assert best is not None and best["search"]["flops"] <= 3e8
+    feasible = [t.user_attrs["accuracy"] for t in trials if t.user_attrs["feasible"]]
+    assert best["search"]["accuracy"] == max(feasible)
+    concrete = load_spec(tmp_path / "best.yaml")
+    assert not concrete.tunables()
+    again = asyncio.run(Runner(concrete).run(PROBLEMS))
+    assert again["accuracy"] == pytest.approx(best["search"]["accuracy"])
+
+
+def test_no_feasible_configuration_is_never_reported(tmp_path: Path) -> None:
+    _, result = run_study(tmp_path, spec(trials=3, budget={"flops": 1.0}))
+    assert result["best"] is None and result["feasible_trials"] == 0
+    assert not (tmp_path / "best.yaml").exists()
+
+
+def test_the_cache_saves_tokens_and_changes_no_result(tmp_path: Path) -> None:
+    with_cache, _ = run_study(tmp_path / "on", spec(trials=6, seed=3))
+    without, _ = run_study(tmp_path / "off", spec(trials=6, seed=3, cache=False))
+    a = [(t.params, t.values, t.user_attrs["flops"]) for t in with_cache.complete_trials()]
+    b = [(t.params, t.values, t.user_attrs["flops"]) for t in without.complete_trials()]
+    assert a == b
+    assert with_cache.evaluator.tokens_generated() < without.evaluator.tokens_generated()
+    assert (tmp_path / "on" / "cache.sqlite").is_file() and not (tmp_path / "off" / "cache.sqlite").exists()
+
+
+def test_minibatch_trials_are_reevaluated_on_the_whole_split(tmp_path: Path) -> None:
+    study, result = run_study(tmp_path, spec(trials=4, minibatch=4, reevaluate=2))
+    assert result["search_problems"] == 4 and result["problems"] == 8
+    full = {k: v for k, v in study.study.user_attrs.items() if k.startswith("full:")}
+    assert len(full) == 2
+    assert all(v["problems"] == 8 for v in full.values())
+    assert result["best"]["full"]["problems"] == 8
+
+
+def test_two_objectives_give_a_front(tmp_path: Path) -> None:
+    study, result = run_study(tmp_path, spec(trials=8, objectives=["accuracy", "flops"]))
+    front = result["front"]
+    assert front
+    points = [(c["search"]["accuracy"], c["search"]["flops"]) for c in front]
+    for a, f in points:
+        assert not any((a2 >= a and f2 <= f) and (a2, f2) != (a, f) for a2, f2 in points)
+    assert [f for _, f in points] == sorted(f for _, f in points)
+    assert study.study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+
+
+def test_an_existing_study_needs_resume(tmp_path: Path) -> None:
+    run_study(tmp_path, spec(trials=1))
+    s = spec(trials=2)
+    with pytest.raises(StudyError, match="--resume"):
+        Study(s, PROBLEMS, tmp_path, TuneOptions.from_spec(s))
+    study = Study(s, PROBLEMS, tmp_path, TuneOptions.from_spec(s), resume=True)
+    study.optimize()
+    assert study.finished() == 2
+    study.close()
+
+
+def test_the_wilcoxon_pruner_stops_a_clearly_worse_trial(tmp_path: Path) -> None:
+    problems = data.load("arith", "dev")[:48]
+    s = spec(trials=2, pruner="wilcoxon")
+    study = Study(s, problems, tmp_path, TuneOptions.from_spec(s))
+    study.study.enqueue_trial({"a.engine": "large", "a.n": 1, "a.temperature": 0.0})
+    study.study.enqueue_trial({"a.engine": "small", "a.n": 1, "a.temperature": 0.0})
+    study.optimize()
+    states = [t.state for t in study.study.trials]
+    study.close()
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]

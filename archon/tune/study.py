@@ -136,7 +136,12 @@ class Study:
         self.storage = _storage(options.storage or f"sqlite:///{(self.dir / 'optuna.db').resolve()}")
         self.worker = worker
         saved = self.dir / "spec.yaml"
-        if resume and saved.is_file() and saved.read_text() != _dump(spec):
+        if (
+            resume
+            and saved.is_file()
+            and _space(yaml.safe_load(saved.read_text()))
+            != _space(spec.model_dump(mode="json", exclude_none=True, exclude_defaults=True))
+        ):
             raise StudyError(f"{saved}: the study tuned another spec; resume it with that spec, or use another --out")
         self.study = self._open(resume=resume, worker=worker)
         rng = random.Random(options.seed)
@@ -359,6 +364,11 @@ def _front(candidates: list[Candidate], cost: str) -> list[Candidate]:
         if not dominated:
             out.append(c)
     return sorted(out, key=lambda c: float(c.score.get(cost, 0.0)))
+
+
+def _space(data: dict[str, Any]) -> dict[str, Any]:
+    """A spec's data without its ``tune`` section (trials, timeout ... may change when resuming)."""
+    return {k: v for k, v in data.items() if k != "tune"}
 
 
 def _counts(study: optuna.Study) -> dict[str, int]:

@@ -122,3 +122,11 @@ def test_the_wilcoxon_pruner_stops_a_clearly_worse_trial(tmp_path: Path) -> None
     states = [t.state for t in study.study.trials]
     study.close()
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
+
+
+def test_resuming_with_another_search_space_is_refused(tmp_path: Path) -> None:
+    run_study(tmp_path, spec(trials=1))
+    other = spec(trials=2)
+    other.pipeline[0].params["max_tokens"] = 32
+    with pytest.raises(StudyError, match="tuned another spec"):
+        Study(other, PROBLEMS, tmp_path, TuneOptions.from_spec(other), resume=True)

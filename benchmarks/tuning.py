@@ -3,10 +3,10 @@
     python benchmarks/tuning.py            # both parts (about half an hour on 2 cores)
     python benchmarks/tuning.py --quick    # a few trials on a few problems (the test suite runs this)
 
-1. Cache: a 30-trial study of ``examples/tune_arith.yaml`` (dev minibatch) with the generation cache and
-   without it, same seed: tokens the engines generated, and whether every trial's parameters, accuracy
-   and FLOPs are identical.
-2. Proof: for each per-problem FLOP budget, tune ``examples/tune_arith.yaml`` on the dev split, then score
+1. Cache: a 30-trial study of ``examples/tune_arith.yaml`` (a 100-problem dev minibatch, no re-evaluation)
+   with the generation cache and without it, same seed: tokens the engines generated, and whether every
+   trial's parameters, accuracy and FLOPs are identical.
+2. Proof: for each per-problem FLOP budget, tune ``examples/tune_arith.yaml`` on the whole dev split, then score
    the best feasible configuration and the hand-written baselines (greedy ``tiny-l``; best-of-16 by
    ``tiny-orm``; self-consistency over 16 samples) on the test split. A baseline competes under a budget
    when its measured FLOPs per problem on test fit it.
@@ -54,14 +54,18 @@ def cache_part(problems: list[Any], trials: int, minibatch: int, tmp: Path) -> d
     spec = load_spec(SPEC)
     runs = {}
     for name, cache in (("cache", True), ("no_cache", False)):
-        s, _, wall = study(spec, problems, tmp / name, trials=trials, minibatch=minibatch, cache=cache, budget={})
+        s, _, wall = study(
+            spec, problems, tmp / name, trials=trials, minibatch=minibatch, cache=cache, budget={}, reevaluate=0
+        )
         trials_ = [(t.params, t.values, t.user_attrs.get("flops")) for t in s.complete_trials()]
         pruned = [t.number for t in s.study.trials if t.state.name == "PRUNED"]
         runs[name] = {"tokens": s.evaluator.tokens_generated(), "seconds": wall, "trials": trials_, "pruned": pruned}
         print(f"{name:<9} {runs[name]['tokens']:>9} tokens generated  {wall:6.1f} s", flush=True)
-    same = (
-        runs["cache"]["trials"] == runs["no_cache"]["trials"] and runs["cache"]["pruned"] == runs["no_cache"]["pruned"]
-    )
+    on, off = runs["cache"], runs["no_cache"]
+    same = on["trials"] == off["trials"] and on["pruned"] == off["pruned"]
+    mismatch = next(((a, b) for a, b in zip(on["trials"], off["trials"], strict=False) if a != b), None)
+    if mismatch:
+        print(f"first differing trial: {mismatch}", flush=True)
     ratio = runs["no_cache"]["tokens"] / max(1, runs["cache"]["tokens"])
     print(f"cache: {ratio:.2f}x fewer tokens; identical trial results: {same}", flush=True)
     return {
@@ -73,6 +77,7 @@ def cache_part(problems: list[Any], trials: int, minibatch: int, tmp: Path) -> d
         "seconds_without_cache": runs["no_cache"]["seconds"],
         "token_ratio": ratio,
         "identical_results": same,
+        "first_mismatch": mismatch,
     }
 
 
@@ -143,7 +148,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--part", choices=["cache", "proof", "both"], default="both")
-    ap.add_argument("--budgets", default="0.5,2", help="per-problem GFLOP budgets, comma separated")
+    ap.add_argument("--budgets", default="1,2,5", help="per-problem GFLOP budgets, comma separated")
     ap.add_argument("--trials", type=int, default=30)
     args = ap.parse_args()
 
@@ -167,7 +172,7 @@ def main() -> None:
             report["cache"] = cache_part(dev, trials, minibatch, tmp)
         if args.part in ("proof", "both"):
             budgets = [float(b) for b in args.budgets.split(",")]
-            report["proof"] = proof_part(dev, test, budgets, trials, None if args.quick else 250, tmp)
+            report["proof"] = proof_part(dev, test, budgets, trials, 8 if args.quick else None, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     out = ROOT / "benchmarks" / "results" / ("tuning_quick.json" if args.quick else "tuning.json")

@@ -5,7 +5,8 @@
 
 1. Cache: a 30-trial study of ``examples/tune_arith.yaml`` (a 100-problem dev minibatch, no re-evaluation)
    with the generation cache and without it, same seed: tokens the engines generated, and whether every
-   trial's parameters, accuracy and FLOPs are identical.
+   trial's parameters, accuracy and FLOPs are identical. Then the same with the temperature fixed at 0.75
+   (op, model, n and verifier tuned).
 2. Proof: for each per-problem FLOP budget, tune ``examples/tune_arith.yaml`` on the whole dev split, then score
    the best feasible configuration and the hand-written baselines (greedy ``tiny-l``; best-of-16 by
    ``tiny-orm``; self-consistency over 16 samples) on the test split. A baseline competes under a budget
@@ -47,11 +48,17 @@ def study(spec: Any, problems: list[Any], directory: Path, **options: Any) -> tu
     return s, result, time.perf_counter() - start
 
 
-def cache_part(problems: list[Any], trials: int, minibatch: int, tmp: Path) -> dict[str, Any]:
-    """The same study with and without the cache."""
+def cache_part(
+    problems: list[Any], trials: int, minibatch: int, tmp: Path, *, temperature: float | None = None
+) -> dict[str, Any]:
+    """The same study with and without the cache (``temperature``: fixed instead of tuned)."""
     from archon.spec import load_spec
 
     spec = load_spec(SPEC)
+    if temperature is not None:
+        node = spec.pipeline[0]
+        node.params = {**node.params, "temperature": temperature}
+    tmp = tmp / f"cache-{temperature}"
     runs = {}
     for name, cache in (("cache", True), ("no_cache", False)):
         s, _, wall = study(
@@ -170,6 +177,7 @@ def main() -> None:
     try:
         if args.part in ("cache", "both"):
             report["cache"] = cache_part(dev, trials, minibatch, tmp)
+            report["cache_fixed_temperature"] = cache_part(dev, trials, minibatch, tmp, temperature=0.75)
         if args.part in ("proof", "both"):
             budgets = [float(b) for b in args.budgets.split(",")]
             report["proof"] = proof_part(dev, test, budgets, trials, 8 if args.quick else None, tmp)
@@ -177,6 +185,8 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     out = ROOT / "benchmarks" / "results" / ("tuning_quick.json" if args.quick else "tuning.json")
     out.parent.mkdir(exist_ok=True)
+    if args.part != "both" and out.is_file():  # one part: keep the other part's last figures
+        report = {**json.loads(out.read_text()), **report}
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
 

@@ -226,7 +226,7 @@ class GenerationCache:
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _wal(conn, self.timeout)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(_SCHEMA)
         except BaseException:
@@ -236,6 +236,23 @@ class GenerationCache:
             self._connections.append(conn)
         self._local.conn = conn
         return conn
+
+
+def _wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch the file to WAL, retrying while it is locked.
+
+    The switch needs the file to itself, and SQLite's busy handler does not always wait for it while
+    another process is creating the same file.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _row(key: str, entry: CacheEntry) -> tuple[Any, ...]:
@@ -366,7 +383,11 @@ class CachingEngine:
             stats.tokens_generated += tokens
             return result
 
-        keys = [sample_key(self.identity, request, i) for i in range(1 if request.greedy else request.n)]
+        count = 1 if request.greedy else request.n
+        if self.cache is None:  # nothing to look up: indices stand in for keys
+            keys = [str(i) for i in range(count)]
+        else:
+            keys = [sample_key(self.identity, request, i) for i in range(count)]
         found = self.cache.get_many(keys) if self.cache is not None else {}
         missing = [i for i, key in enumerate(keys) if key not in found]
         drawn = await self._draw(request, request.seed, missing, keys)

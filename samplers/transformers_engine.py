@@ -154,7 +154,7 @@ class TransformersEngine:
         device: str = "cpu",
         dtype: str = "auto",
         name: str | None = None,
-        max_batch: int = 256,
+        max_batch: int = 4096,
         kv_budget_mb: float = 1024,
         prefill_chunk_tokens: int = 8192,
         prefix_cache_mb: float = 256,
@@ -386,11 +386,14 @@ class TransformersEngine:
             # manual_seed takes 64 bits (negative seeds wrap), so reducing mod 2**64 keeps every seed it took
             gen = self._generator if seed is None else torch.Generator().manual_seed(seed % 2**64)
             rows += [_Row(wi, seqs[w.ids], gen) for _ in range(w.request.n)]
+        by_work: dict[int, list[_Row]] = {}
+        for r in rows:
+            by_work.setdefault(r.work, []).append(r)
         for group in self._decode_groups(works):
-            self._decode_rows(works, [r for r in rows if r.work in group])
+            self._decode_rows(works, [r for wi in sorted(group) for r in by_work[wi]])
         results = []
         for wi, w in enumerate(works):
-            mine = [r for r in rows if r.work == wi]
+            mine = by_work[wi]
             s = seqs[w.ids]
             usage = Usage(len(w.ids), s.cached, sum(len(r.tokens) for r in mine))
             with self._lock:

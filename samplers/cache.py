@@ -353,7 +353,6 @@ class CachingEngine:
         self.identity = identity
         self.usage = usage
         self.cache_stats = CacheStats()
-        self._cached_prompt: dict[int, int] = {}
 
     def __getattr__(self, name: str) -> Any:
         inner = vars(self).get("inner")
@@ -390,18 +389,14 @@ class CachingEngine:
             keys = [sample_key(self.identity, request, i) for i in range(count)]
         found = self.cache.get_many(keys) if self.cache is not None else {}
         missing = [i for i, key in enumerate(keys) if key not in found]
-        drawn = await self._draw(request, request.seed, missing, keys)
+        drawn, hit = await self._draw(request, request.seed, missing, keys)
         entries = [found[key] if key in found else drawn[i] for i, key in enumerate(keys)]
         if request.greedy:
             entries *= request.n
 
         generated = sum(e.generated_tokens for e in entries)
         prefills = 1 if self.supports_n else request.n
-        cached = 0
-        if self.usage == "actual" and drawn and len(drawn) == len(keys):
-            cached = min(self._cached_prompt.pop(id(e), 0) for e in drawn.values()) * prefills
-        for e in drawn.values():
-            self._cached_prompt.pop(id(e), None)
+        cached = hit * prefills if self.usage == "actual" and len(drawn) == len(keys) else 0
         stats.hits += len(found)
         stats.samples_served += len(entries)
         stats.tokens_served += generated
@@ -418,23 +413,27 @@ class CachingEngine:
             compute_seconds=sum(e.compute_seconds for e in entries),
         )
 
-    async def _draw(self, request: GenRequest, seed: int, indices: list[int], keys: list[str]) -> dict[int, CacheEntry]:
-        """Draw the samples ``indices`` concurrently and store those drawn; re-raise the first failure."""
+    async def _draw(
+        self, request: GenRequest, seed: int, indices: list[int], keys: list[str]
+    ) -> tuple[dict[int, CacheEntry], int]:
+        """Draw the samples ``indices`` concurrently and store them; re-raise the first failure.
+
+        Also returns the prompt tokens the wrapped engine already had cached (the fewest any draw reported:
+        the first of a batch computes the prompt, the rest reuse it).
+        """
         if not indices:
-            return {}
+            return {}, 0
         singles = [request.replace(n=1, seed=derive_seed(seed, i)) for i in indices]
         results = await asyncio.gather(*(self.inner.generate(r) for r in singles), return_exceptions=True)
+        live = [r for r in results if isinstance(r, GenResult)]
         drawn = {i: _sample(r) for i, r in zip(indices, results, strict=True) if isinstance(r, GenResult)}
-        if self.usage == "actual":
-            for i, r in zip(indices, results, strict=True):
-                if isinstance(r, GenResult):
-                    self._cached_prompt[id(drawn[i])] = min(r.usage.cached_tokens, r.usage.prompt_tokens)
+        hit = min((min(r.usage.cached_tokens, r.usage.prompt_tokens) for r in live), default=0)
         if self.cache is not None and drawn:
             self.cache.put_many({keys[i]: entry for i, entry in drawn.items()})
         for r in results:
             if isinstance(r, BaseException):
                 raise r
-        return drawn
+        return drawn, hit
 
 
 def _sample(result: GenResult) -> CacheEntry:

@@ -17,7 +17,7 @@ from typing import Any
 
 from archon.core import Problem
 from archon.runtime import Resources, Runner
-from archon.spec.models import Spec
+from archon.spec.models import BudgetSpec, Spec
 from samplers.engines import EnginePool
 
 COST_KEYS = ("flops", "tokens", "latency", "seconds", "dollars", "calls")
@@ -106,7 +106,7 @@ class Evaluator:
         yet started are skipped (a pruned trial) and the evaluation is marked ``stopped``.
         """
         if self.hardware is not None:
-            budget = (concrete.budget.model_copy() if concrete.budget else None) or _budget_spec()
+            budget = concrete.budget or BudgetSpec()
             concrete = concrete.model_copy(update={"budget": budget.model_copy(update={"hardware": self.hardware})})
         runner = Runner(concrete, seed=self.seed, concurrency=self.concurrency, resources=self.resources)
         stop = False
@@ -132,9 +132,3 @@ class Evaluator:
         asyncio.run(self.resources.aclose())
         if self.cache is not None:
             self.cache.close()
-
-
-def _budget_spec() -> Any:
-    from archon.spec.models import BudgetSpec
-
-    return BudgetSpec()

@@ -35,7 +35,7 @@ import yaml
 from archon.core import ArchonError, Problem
 from archon.spec.load import SpecError
 from archon.spec.models import Spec
-from archon.tune.evaluate import Evaluation, Evaluator
+from archon.tune.evaluate import Evaluator
 from archon.tune.space import concretize, suggest
 
 
@@ -343,11 +343,6 @@ class Study:
     def close(self) -> None:
         """Close the models and the cache."""
         self.evaluator.close()
-
-
-def evaluate_spec(evaluator: Evaluator, concrete: Spec, problems: Sequence[Problem]) -> Evaluation:
-    """Score one concrete spec (a baseline, say) with a study's shared models and cache."""
-    return evaluator.run(concrete, problems)
 
 
 def _front(candidates: list[Candidate], cost: str) -> list[Candidate]:

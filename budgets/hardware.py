@@ -77,12 +77,20 @@ class HardwareProfile:
         total = 0.0
         if new > 0:
             total += self.seconds(cost.prefill_flops(new, cached_tokens), cost.prefill_bytes(new, cached_tokens), dtype)
-        steps = max(generated, default=0) - 1
-        for j in range(max(0, steps)):
-            batch = sum(1 for g in generated if g - 1 > j)
+        # cost.decode_flops(1, c) and cost.decode_bytes(b, c + 1) inlined: this runs twice per generate call
+        per_token = 2 * cost.matmul_params + 2 * cost.head_params
+        per_key = 4 * cost.facts.layers * cost.attention_width
+        weights, kv = cost.weight_bytes, cost.kv_bytes_per_token
+        peak, bandwidth = self.peak_flops(dtype), self.bandwidth_gbs * 1e9
+        lengths = sorted(generated)
+        batch, short = len(lengths), 0  # completions longer than j + 1 tokens; those not
+        for j in range(max(0, (lengths[-1] if lengths else 0) - 1)):
+            while lengths[short] - 1 <= j:
+                short += 1
+            batch_j = batch - short
             context = prompt_tokens + j
-            flops = batch * cost.decode_flops(1, context)
-            total += self.seconds(flops, cost.decode_bytes(batch, context + 1), dtype)
+            flops = batch_j * (per_token + per_key * (context + 1))
+            total += max(flops / peak, (weights + batch_j * (context + 1) * kv) / bandwidth)
         return total
 
     def score_seconds(self, cost: CostModel, prompt_tokens: int, continuation_tokens: int, cached: int = 0) -> float:

@@ -29,8 +29,8 @@ from typing import Any
 
 from archon.core.generation import Completion, Engine, GenRequest, GenResult, Usage
 
-_KEY_VERSION = 1
-"""Bumped whenever the meaning of a sample changes, so older entries stop matching."""
+_KEY_VERSION = 2
+"""Bumped whenever the meaning of a sample changes, so older entries stop matching (2: counter-based streams)."""
 _CHUNK = 500
 """Keys per ``SELECT ... IN (...)``, below SQLite's limit on bound variables."""
 
@@ -306,14 +306,21 @@ class CacheStats:
 
 
 class CachingEngine:
-    """An engine whose seeded samples are drawn one index at a time and kept in a :class:`GenerationCache`.
+    """An engine whose seeded samples are drawn by index and kept in a :class:`GenerationCache`.
 
-    Sample ``i`` of a request with a seed is the completion of the request with ``n=1`` and seed
-    ``derive_seed(seed, i)``; the samples missing from the cache are requested from ``inner``
-    concurrently (so its micro-batcher serves them in one batch and prefills the prompt once), stored,
-    and returned with the cached ones in index order. A greedy request (temperature 0) draws one
-    sample and repeats it ``n`` times. Requests without a seed are not reproducible: they pass
-    straight through and are not stored.
+    Sample ``i`` of a request with a seed never depends on the request's ``n``:
+
+    - When ``inner.stable_samples`` is true (:class:`~samplers.transformers_engine.TransformersEngine`:
+      its row ``i`` draws from a stream keyed by (seed, ``i``)), sample ``i`` is the engine's own
+      completion ``i``. Each run of consecutive samples missing from the cache (usually one: the
+      cache holds a prompt's first samples) is drawn by one ``inner.generate_from(request, first)``.
+    - Otherwise (servers, vLLM) sample ``i`` is the completion of the request with ``n=1`` and seed
+      ``derive_seed(seed, i)``; the missing ones are requested from ``inner`` concurrently (so its
+      micro-batcher serves them in one batch and prefills the prompt once).
+
+    Drawn samples are stored and returned with the cached ones in index order. A greedy request
+    (temperature 0) draws one sample and repeats it ``n`` times. Requests without a seed are not
+    reproducible: they pass straight through and are not stored.
 
     The usage of a cached request is nominal: the prompt once (per prefill the wrapped engine would
     need for ``n`` samples), no cached prompt tokens, and the samples' tokens; ``compute_seconds`` is
@@ -325,8 +332,8 @@ class CachingEngine:
 
     Args:
         inner: The engine that draws samples.
-        cache: Where samples are kept (``None``: nowhere; requests are still expanded per index, so
-            results equal those with a cache).
+        cache: Where samples are kept (``None``: nowhere; samples are still drawn by index, so results
+            equal those with a cache).
         identity: Names the model and everything about the engine that changes its samples (e.g. the
             engine config's JSON); part of every key.
         usage: ``"nominal"`` (above; what a tuning study needs) or ``"actual"``: the prompt tokens the
@@ -362,6 +369,11 @@ class CachingEngine:
 
     def __repr__(self) -> str:
         return f"CachingEngine({self.inner!r}, {self.cache!r}, identity={self.identity!r})"
+
+    @property
+    def stable_samples(self) -> bool:
+        """Whether the wrapped engine draws seeded samples by index (``stable_samples`` and ``generate_from``)."""
+        return getattr(self.inner, "stable_samples", False) is True
 
     @property
     def supports_n(self) -> bool:
@@ -423,10 +435,27 @@ class CachingEngine:
         """
         if not indices:
             return {}, 0
-        singles = [request.replace(n=1, seed=derive_seed(seed, i)) for i in indices]
-        results = await asyncio.gather(*(self.inner.generate(r) for r in singles), return_exceptions=True)
+        drawn: dict[int, CacheEntry] = {}
+        results: list[GenResult | BaseException] = []
+        if self.stable_samples:  # each run of consecutive missing indices is one request for that run
+            runs: list[list[int]] = []
+            for i in indices:
+                if runs and runs[-1][-1] == i - 1:
+                    runs[-1].append(i)
+                else:
+                    runs.append([i])
+            requests = [self.inner.generate_from(request.replace(n=len(run)), run[0]) for run in runs]  # type: ignore[attr-defined]
+            results = list(await asyncio.gather(*requests, return_exceptions=True))
+            for run, r in zip(runs, results, strict=True):
+                if isinstance(r, GenResult):
+                    drawn.update((i, _completion_entry(r, j, _sample_seconds(r))) for j, i in enumerate(run))
+        else:
+            singles = [request.replace(n=1, seed=derive_seed(seed, i)) for i in indices]
+            results = list(await asyncio.gather(*(self.inner.generate(r) for r in singles), return_exceptions=True))
+            for i, r in zip(indices, results, strict=True):
+                if isinstance(r, GenResult):
+                    drawn[i] = _completion_entry(r, 0, _sample_seconds(r))
         live = [r for r in results if isinstance(r, GenResult)]
-        drawn = {i: _sample(r) for i, r in zip(indices, results, strict=True) if isinstance(r, GenResult)}
         hit = min((min(r.usage.cached_tokens, r.usage.prompt_tokens) for r in live), default=0)
         if self.cache is not None and drawn:
             self.cache.put_many({keys[i]: entry for i, entry in drawn.items()})
@@ -436,11 +465,20 @@ class CachingEngine:
         return drawn, hit
 
 
-def _sample(result: GenResult) -> CacheEntry:
-    """The entry of a one-sample result."""
-    (completion,) = result.completions
+def _sample_seconds(result: GenResult) -> float:
+    """Each completion's share of the compute time of ``result``."""
     seconds = result.seconds if result.compute_seconds is None else result.compute_seconds
-    return CacheEntry(completion, result.usage.prompt_tokens, _generated_tokens(result), seconds)
+    return seconds / max(1, len(result.completions))
+
+
+def _completion_entry(result: GenResult, index: int, seconds: float) -> CacheEntry:
+    """The entry of completion ``index`` of ``result``."""
+    completion = result.completions[index]
+    if completion.token_ids:
+        generated = completion.num_tokens
+    else:
+        generated = round(result.usage.generated_tokens / len(result.completions))
+    return CacheEntry(completion, result.usage.prompt_tokens, generated, seconds)
 
 
 def _generated_tokens(result: GenResult) -> int:

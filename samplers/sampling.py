@@ -1,8 +1,8 @@
 """Choosing the next token of many sequences at once: temperature, top-k, top-p, seeds, logprobs.
 
 Each row of a decode batch has its own sampling parameters and random stream. Everything here is
-vectorized over rows except drawing the uniforms, which come from each request's own generator so a
-seeded request gives the same tokens whatever else shares its batch.
+vectorized over rows; the uniforms come from each row's own counter-based stream
+(:mod:`samplers.streams`), so a seeded request gives the same tokens whatever else shares its batch.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def choose(logits: torch.Tensor, params: RowParams, uniforms: torch.Tensor) -> t
     Args:
         logits: ``[rows, vocab]`` next-token logits.
         params: Per-row temperature, top-p and top-k (``top_k`` 0: off).
-        uniforms: ``[rows]`` uniforms in [0, 1), one per row, from the rows' own generators.
+        uniforms: ``[rows]`` uniforms in [0, 1), one per row, from the rows' own streams.
 
     Example:
         >>> logits = torch.tensor([[0.0, 2.0, 1.0], [0.0, 2.0, 1.0]])

@@ -11,20 +11,23 @@ collects the requests, and one worker thread serves them together:
 2. **Decode** all samples of all requests in one batch: each prompt's KV is expanded (copied, not
    recomputed) to its ``n`` rows; every step runs one forward pass of one token per live row, then
    picks each row's token with its own temperature, top-p, top-k and random stream
-   (:mod:`samplers.sampling`). Rows that finish (EOS, a stop string, ``max_tokens``, the context)
-   leave the batch.
+   (:mod:`samplers.sampling`, :mod:`samplers.streams`). Rows that finish (EOS, a stop string,
+   ``max_tokens``, the context) leave the batch.
 3. **Cache** each prompt's KV and, for completions that ended at a stop string (a step that will be
    continued), the KV of prompt + step, in a bounded :class:`~samplers.prefix_cache.PrefixCache`.
 
-Greedy decoding equals ``model.generate(do_sample=False)`` token for token (a test checks it), and a
-seeded request draws the same tokens whatever else shares its batch (up to floating-point rounding
-of batched matrix products, which can only matter at exact ties).
+Greedy decoding equals ``model.generate(do_sample=False)`` token for token (a test checks it). Sample
+``i`` of a request seeded with ``s`` draws from the stream ``stream_key(s, i)``: the same tokens
+whatever ``n`` is (for ``n > i``) and whatever else shares its batch (up to floating-point rounding of
+batched matrix products, which can only matter at exact ties); :attr:`TransformersEngine.stable_samples`
+says so to :class:`~samplers.cache.CachingEngine`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -54,8 +57,10 @@ from samplers import attention
 from samplers.prefix_cache import Entry, PrefixCache
 from samplers.sampling import RowParams, choose, log_softmax_and_entropy
 from samplers.stops import find_stop
+from samplers.streams import random_keys, stream_key, uniforms
 
 _COMPACT_EVERY = 4  # finished rows leave the decode batch once they are 1/4 of it (measured flat for 3-8)
+_ENCODED_PROMPTS = 4096  # prompts whose token ids encode() remembers
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 """Per layer, keys and values of one sequence: ``[kv_heads, tokens, head_dim]`` each."""
 
@@ -76,6 +81,7 @@ class _Gen:
     request: GenRequest
     ids: tuple[int, ...]
     start: float
+    first: int = 0  # the index of its first sample (its rows draw from streams first, first + 1 ...)
 
 
 @dataclass
@@ -104,7 +110,7 @@ class _Row:
 
     work: int  # index of its _Gen in the batch
     seq: _Seq
-    generator: torch.Generator
+    key: int  # its random stream (samplers.streams)
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     entropies: list[float] = field(default_factory=list)
@@ -135,6 +141,10 @@ class TransformersEngine:
         worker_thread: Compute on a worker thread so the event loop keeps running meanwhile. Off by
             default: on the CPU, torch work that hops between threads runs 2-3x slower (OpenMP).
 
+    Attributes:
+        stable_samples: ``True``: sample ``i`` of a seeded request does not depend on the request's ``n``,
+            and :meth:`generate_from` draws any run of them (what :class:`~samplers.cache.CachingEngine` uses).
+
     Example:
         >>> import asyncio
         >>> engine = TransformersEngine("tiny-l")
@@ -145,6 +155,8 @@ class TransformersEngine:
         '2 + 3 = 5'
         >>> engine.close()
     """
+
+    stable_samples = True
 
     def __init__(
         self,
@@ -182,6 +194,7 @@ class TransformersEngine:
         self.prefill_chunk_tokens = max(1, prefill_chunk_tokens)
         self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20 / kv_bytes))
         self._generator = torch.Generator().manual_seed(seed)
+        self._encoded: dict[str, tuple[int, ...]] = {}  # recent prompts' token ids, oldest first
         self._batcher: MicroBatcher[_Gen | _Score] = MicroBatcher(
             self._run_batch,
             max_items=max_batch,
@@ -220,18 +233,37 @@ class TransformersEngine:
                 msg = f"token id {max(ids)} is outside {self.name}'s vocabulary of {vocab}"
                 raise RequestError(f"GenRequest.prompt: {msg}")
             return ids
-        if kind == "text":
-            return tuple(self.tokenizer(prompt).input_ids)
-        text = self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
-        return tuple(self.tokenizer(text, add_special_tokens=False).input_ids)
+        key = prompt if kind == "text" else json.dumps(prompt, sort_keys=True, default=repr)
+        ids = self._encoded.get(key)  # type: ignore[arg-type]
+        if ids is None:
+            if kind == "text":
+                ids = tuple(self.tokenizer(prompt).input_ids)
+            else:
+                text = self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+                ids = tuple(self.tokenizer(text, add_special_tokens=False).input_ids)
+            with self._lock:
+                if len(self._encoded) >= _ENCODED_PROMPTS:
+                    del self._encoded[next(iter(self._encoded))]
+                self._encoded[key] = ids  # type: ignore[index]
+        return ids
 
     async def generate(self, request: GenRequest) -> GenResult:
         """Sample ``request.n`` completions; concurrent calls are served in one batch."""
+        return await self.generate_from(request, 0)
+
+    async def generate_from(self, request: GenRequest, first: int) -> GenResult:
+        """Samples ``first`` to ``first + n - 1`` of ``request``: with a seed, those of any request for more.
+
+        ``generate_from(r.replace(n=4), 4)`` gives the completions 4-7 of ``generate(r.replace(n=8))``
+        without drawing the first four. Without a seed, ``first`` changes nothing.
+        """
+        if first < 0:
+            raise RequestError(f"generate_from: first must be >= 0, got {first}")
         start = time.perf_counter()
         ids = self.encode(request.prompt)
         self._check_length(len(ids), "GenRequest.prompt")
         size = (len(ids) + self._room(len(ids), request.max_tokens)) * request.n
-        return await self._batcher.submit(_Gen(request, ids, start), size)
+        return await self._batcher.submit(_Gen(request, ids, start, first), size)
 
     async def score(self, prompt: Prompt, continuations: Sequence[str]) -> ScoreResult:
         """Teacher-forced log-probabilities of each continuation's tokens after ``prompt``.
@@ -382,10 +414,12 @@ class TransformersEngine:
     def _decode(self, works: list[_Gen], seqs: dict[tuple[int, ...], _Seq]) -> list[GenResult]:
         rows: list[_Row] = []
         for wi, w in enumerate(works):
-            seed = w.request.seed
-            # manual_seed takes 64 bits (negative seeds wrap), so reducing mod 2**64 keeps every seed it took
-            gen = self._generator if seed is None else torch.Generator().manual_seed(seed % 2**64)
-            rows += [_Row(wi, seqs[w.ids], gen) for _ in range(w.request.n)]
+            seed, n = w.request.seed, w.request.n
+            if seed is None:
+                keys = random_keys(self._generator, n)
+            else:
+                keys = [stream_key(seed, w.first + j) for j in range(n)]
+            rows += [_Row(wi, seqs[w.ids], key) for key in keys]
         by_work: dict[int, list[_Row]] = {}
         for r in rows:
             by_work.setdefault(r.work, []).append(r)
@@ -407,7 +441,7 @@ class TransformersEngine:
         """Split the works so that each decode cache, rows x (longest prompt + most room), fits the KV budget.
 
         The batcher sums each request's own tokens; left-padding to the longest prompt can multiply that. A
-        request's rows stay together (they share a random stream); one that alone exceeds the budget runs alone.
+        request's rows stay together (they share a prefill); one that alone exceeds the budget runs alone.
         """
         groups: list[set[int]] = []
         group: set[int] = set()
@@ -442,11 +476,12 @@ class TransformersEngine:
             torch.tensor([q.top_p for q in reqs], dtype=torch.float32, device=dev),
             torch.tensor([q.top_k for q in reqs], dtype=torch.long, device=dev),
         )
+        keys = torch.tensor([r.key for r in rows], dtype=torch.long, device=dev)
         logits = torch.stack([r.seq.logits[-1] for r in rows])  # type: ignore[index]
         live = list(range(len(rows)))  # batch position -> row index
         step = 0
         while True:
-            self._step(rows, live, reqs, logits, params, positions, step, t0)
+            self._step(rows, live, reqs, logits, params, uniforms(keys, step), positions)
             done = [b for b, ri in enumerate(live) if rows[ri].finish is not None]
             if len(done) == len(live):
                 for b, ri in enumerate(live):
@@ -461,6 +496,7 @@ class TransformersEngine:
                 cache.batch_select_indices(idx.to(dev))
                 mask = mask[idx.to(dev)]
                 params = params.select(idx.to(dev))
+                keys = keys[idx.to(dev)]
                 positions = positions[idx]
                 live = [live[b] for b in keep]
             flags = [rows[ri].finish is None for ri in live]
@@ -491,16 +527,11 @@ class TransformersEngine:
         reqs: list[GenRequest],
         logits: torch.Tensor,
         params: RowParams,
+        drawn: torch.Tensor,
         positions: torch.Tensor,
-        step: int,
-        t0: int,
     ) -> None:
-        """Choose the next token of every live row and decide which rows finish."""
-        uniforms = torch.zeros(len(live))
-        sampled = [b for b, ri in enumerate(live) if reqs[ri].temperature > 0 and rows[ri].finish is None]
-        if sampled:
-            _draw(uniforms, sampled, [rows[live[b]].generator for b in sampled])
-        chosen = choose(logits, params, uniforms.to(logits.device))
+        """Choose the next token of every live row (``drawn``: their uniforms) and decide which rows finish."""
+        chosen = choose(logits, params, drawn)
         tokens = chosen.tolist()
         lps: list[float] | None = None
         ents: list[float] | None = None
@@ -638,17 +669,6 @@ def _dtype(dtype: str, device: torch.device) -> torch.dtype:
     if not isinstance(value, torch.dtype):
         raise RequestError(f"TransformersEngine.dtype: unknown dtype {dtype!r} (auto, float32, bfloat16, float16)")
     return value
-
-
-def _draw(uniforms: torch.Tensor, positions: list[int], generators: list[torch.Generator]) -> None:
-    """Fill ``uniforms[positions]``, drawing each row's number from its own generator, in row order."""
-    groups: dict[int, list[int]] = {}
-    gens: dict[int, torch.Generator] = {}
-    for b, g in zip(positions, generators, strict=True):
-        groups.setdefault(id(g), []).append(b)
-        gens[id(g)] = g
-    for key, bs in groups.items():
-        uniforms[bs] = torch.rand(len(bs), generator=gens[key])
 
 
 def _slice(kv: KV, n: int) -> KV:

@@ -158,26 +158,36 @@ class RewardModel:
 
     def encode(self, problem: Problem, candidate: Candidate) -> tuple[list[int], list[int]]:
         """Token ids of (question, solution) and the positions to read (every step's end, or the last token)."""
+        return self.encode_many(problem, [candidate])[0]
+
+    def encode_many(self, problem: Problem, candidates: Sequence[Candidate]) -> list[tuple[list[int], list[int]]]:
+        """:meth:`encode` of each candidate, tokenized in one call."""
+        if not candidates:
+            return []
         cfg = self.config
         prompt = self._prompt(problem)
-        steps = candidate.steps(cfg.step_delimiter)
+        steps = [c.steps(cfg.step_delimiter) for c in candidates]
         if cfg.kind == "outcome":
-            body = cfg.step_delimiter.join(steps)
-            ids = self.tokenizer(prompt + body, add_special_tokens=False).input_ids
-            if self.tokenizer.eos_token_id is not None:
-                ids = [*ids, self.tokenizer.eos_token_id]
-            return ids, [len(ids) - 1]
-        text = prompt + "".join(s + cfg.step_delimiter for s in steps)
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        ends, at = [], len(prompt)
-        for s in steps:
-            at += len(s) + len(cfg.step_delimiter)
-            ends.append(at)  # the character position just past this step's delimiter
-        reads = []
-        for end in ends:
-            token = next(i for i, (_, stop) in enumerate(enc["offset_mapping"]) if stop >= end)
-            reads.append(token)
-        return list(enc["input_ids"]), reads
+            texts = [prompt + cfg.step_delimiter.join(s) for s in steps]
+            eos = self.tokenizer.eos_token_id
+            out = []
+            for ids in self.tokenizer(texts, add_special_tokens=False).input_ids:
+                ids = list(ids) if eos is None else [*ids, eos]
+                out.append((ids, [len(ids) - 1]))
+            return out
+        texts = [prompt + "".join(x + cfg.step_delimiter for x in s) for s in steps]
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        out = []
+        for row, s in enumerate(steps):
+            offsets = enc["offset_mapping"][row]
+            reads, at, token = [], len(prompt), 0
+            for step in s:
+                at += len(step) + len(cfg.step_delimiter)  # the character position just past this step's delimiter
+                while offsets[token][1] < at:
+                    token += 1
+                reads.append(token)
+            out.append((list(enc["input_ids"][row]), reads))
+        return out
 
     # ------------------------------------------------------------------ scoring
 
@@ -196,7 +206,7 @@ class RewardModel:
 
     def items(self, problem: Problem, candidates: Sequence[Candidate]) -> list[_Item]:
         """The encoded candidates (token ids and read positions), ready to score or to price."""
-        return [_Item(*self.encode(problem, c)) for c in candidates]
+        return [_Item(*e) for e in self.encode_many(problem, candidates)]
 
     async def _scores(
         self, problem: Problem, candidates: Sequence[Candidate], items: list[_Item] | None = None

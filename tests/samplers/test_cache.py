@@ -92,6 +92,57 @@ def test_a_larger_n_draws_only_the_missing_samples(engine, cache):
     assert generate(off, request(n=8)).completions == eight.completions
 
 
+class Recording:
+    """The wrapped engine with its requests recorded (and ``stable_samples`` overridden)."""
+
+    def __init__(self, inner, stable: bool) -> None:
+        self.inner, self.stable_samples, self.requests = inner, stable, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    async def generate(self, req):
+        self.requests.append((req, 0))
+        return await self.inner.generate(req)
+
+    async def generate_from(self, req, first):
+        self.requests.append((req, first))
+        return await self.inner.generate_from(req, first)
+
+
+def test_a_stable_engine_gets_one_request_for_the_missing_samples(engine, cache):
+    inner = Recording(engine, stable=True)
+    cached = CachingEngine(inner, cache, identity=IDENTITY)
+    assert cached.stable_samples and CachingEngine(engine, None, identity=IDENTITY).stable_samples
+    four = generate(cached, request(n=4))
+    eight = generate(cached, request(n=8))
+    assert [(r.n, r.seed, first) for r, first in inner.requests] == [(4, 1, 0), (4, 1, 4)]  # only the missing
+    plain = asyncio.run(engine.generate(request(n=8)))
+    assert eight.completions == plain.completions  # sample i is the engine's own row i
+    assert eight.completions[:4] == four.completions
+    assert len(set(eight.texts)) > 1
+
+    cache.put_many({sample_key(IDENTITY, request(), 9): CacheEntry(Completion("stored"), 1, 1, 0.0)})
+    twelve = generate(cached, request(n=12))  # 8 and 10-11 are missing: two runs
+    assert [(r.n, first) for r, first in inner.requests[2:]] == [(1, 8), (2, 10)]
+    assert twelve.completions[:8] == plain.completions and twelve.completions[9].text == "stored"
+    assert twelve.completions[10:] == asyncio.run(engine.generate(request(n=12))).completions[10:]
+
+
+def test_an_unstable_engine_draws_each_sample_with_its_derived_seed(engine, cache):
+    inner = Recording(engine, stable=False)
+    cached = CachingEngine(inner, cache, identity=IDENTITY)
+    assert not cached.stable_samples
+    three = generate(cached, request(n=3))
+    assert [(r.n, r.seed) for r, _ in inner.requests] == [(1, derive_seed(1, i)) for i in range(3)]
+    singles = [asyncio.run(engine.generate(request(n=1, seed=derive_seed(1, i)))) for i in range(3)]
+    assert three.completions == tuple(r.completions[0] for r in singles)
+    assert len(set(three.texts)) > 1
+    five = generate(cached, request(n=5))
+    assert [(r.n, r.seed) for r, _ in inner.requests[3:]] == [(1, derive_seed(1, i)) for i in (3, 4)]
+    assert five.completions[:3] == three.completions
+
+
 @pytest.mark.parametrize(
     "change",
     [{"temperature": 1.2}, {"max_tokens": 4}, {"seed": 2}, {"prompt": "3 * 4 + 2 ="}, {"identity": "other"}],

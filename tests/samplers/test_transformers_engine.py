@@ -73,6 +73,19 @@ def test_seeded_sampling_is_reproducible_whatever_shares_the_batch(engine, probl
     assert len(set(alone.texts)) > 1  # samples of one request differ from each other
 
 
+def test_sample_i_of_a_seeded_request_does_not_depend_on_n(engine, problems):
+    req = GenRequest(problems[1].messages(), n=3, max_tokens=40, temperature=1.5, seed=5)
+    three, seven = gather(engine, [req, req.replace(n=7)])
+    one = gather(engine, [req.replace(n=1)])[0]
+    assert seven.completions[:3] == three.completions
+    assert one.completions[0] == three.completions[0]
+    assert len(set(seven.texts)) > 1  # the rows draw from different streams
+    later = asyncio.run(engine.generate_from(req.replace(n=4), 3))
+    assert later.completions == seven.completions[3:]
+    with pytest.raises(RequestError, match="first must be >= 0"):
+        asyncio.run(engine.generate_from(req, -1))
+
+
 def test_stop_strings_cut_the_text_and_keep_or_drop_the_delimiter(engine, problems):
     msgs = problems[0].messages()
     dropped, kept = gather(

@@ -307,9 +307,10 @@ class TransformersEngine:
             start = time.perf_counter()
             with torch.inference_mode():
                 results = self._serve(items)
-            elapsed = time.perf_counter() - start
+            end = time.perf_counter()
+            elapsed = end - start
             self.stats.compute_seconds += elapsed
-            return _share_time(results, elapsed)
+            return _share_time(results, elapsed, [end - it.start for it in items])
         except Exception as exc:
             if len(items) == 1:
                 return [exc]
@@ -624,21 +625,21 @@ class TransformersEngine:
 # ---------------------------------------------------------------------- helpers
 
 
-def _share_time(results: list[Any], seconds: float) -> list[Any]:
+def _share_time(results: list[Any], seconds: float, waited: list[float]) -> list[Any]:
     """Give each result its share of the batch's wall time, in proportion to its tokens.
 
     A request's tokens are the prompt tokens it computed plus the tokens it generated (a scoring
-    call: the tokens it fed).
+    call: the tokens it fed). ``waited``: each request's wall time from its call to the batch's end.
     """
     weights = []
     for r in results:
         u = getattr(r, "usage", None)
         weights.append(0 if u is None else max(1, u.computed_prompt_tokens + u.generated_tokens))
     total = sum(weights) or 1
-    return [
-        dataclasses.replace(r, compute_seconds=seconds * w / total) if hasattr(r, "compute_seconds") else r
-        for r, w in zip(results, weights, strict=True)
-    ]
+    out = []
+    for r, w, wall in zip(results, weights, waited, strict=True):
+        out.append(dataclasses.replace(r, compute_seconds=seconds * w / total, seconds=wall) if w else r)
+    return out
 
 
 def _load(

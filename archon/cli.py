@@ -256,6 +256,9 @@ def tune(
     study_name: Annotated[str | None, typer.Option("--study", help="Study name (default: the spec's stem).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the study in --out.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not share generations between trials.")] = False,
+    no_repair: Annotated[
+        bool, typer.Option("--no-repair", help="Do not retry a trial over the budget with its n scaled to fit.")
+    ] = False,
     dataset: Annotated[str | None, typer.Option(help="Data set name or JSONL path (default: the spec's).")] = None,
     split: Annotated[str | None, typer.Option(help="Split to tune on (default: the spec's).")] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N problems.")] = None,
@@ -302,6 +305,7 @@ def tune(
         workers=workers,
         study=study_name or Path(spec).stem,
         cache=False if no_cache else None,
+        repair=False if no_repair else None,
         seed=seed,
     )
     _check_options(options)
@@ -336,6 +340,8 @@ def tune(
                 args += [flag, value]
         if no_cache:
             args.append("--no-cache")
+        if no_repair:
+            args.append("--no-repair")
         procs = [subprocess.Popen(args) for _ in range(workers - 1)]
     table.header()
     try:
@@ -399,6 +405,8 @@ class _TrialTable:
         lat = f"{a['latency']:.2e}" if a.get("latency") else "-"
         feas = {True: "yes", False: "[red]no[/]"}.get(a.get("feasible"), "-")
         params = _params(t.params)
+        if "repair_of" in a:
+            params += f" (repair of {a['repair_of']})"
         self.console.print(
             f"{t.number:>5} {t.state.name.lower():<8} {acc:>8} {gf:>9} {lat:>9} {feas:>8}  {params}", highlight=False
         )

@@ -261,11 +261,12 @@ class Runner:
 
 
 def per_sample_seeds(name: str, engine: Any) -> Any:
-    """``engine`` drawing sample ``i`` of a seeded request with its own seed (no cache).
+    """``engine`` drawing the samples of a seeded request by index (no cache; see :class:`CachingEngine`).
 
     Sample ``i`` is then the same whatever ``n`` the request asks for, in a plain run as in a tuning
     study (whose generation cache relies on it): the ``best.yaml`` a study writes reproduces its
-    trial's answers under ``archon run``.
+    trial's answers under ``archon run``. For the transformers engine, whose rows draw from streams
+    keyed by (seed, index), requests pass through as they are.
     """
     from samplers.cache import CachingEngine
 

@@ -2,6 +2,7 @@
 
     python benchmarks/tuning.py            # both parts (about half an hour on 2 cores)
     python benchmarks/tuning.py --quick    # a few trials on a few problems (the test suite runs this)
+    python benchmarks/tuning.py --part proof --seeds 3   # three studies per budget: how reliably it wins
 
 1. Cache: a 30-trial study of ``examples/tune_arith.yaml`` (a 100-problem dev minibatch, no re-evaluation)
    with the generation cache and without it, same seed: tokens the engines generated, and whether every
@@ -10,7 +11,8 @@
 2. Proof: for each per-problem FLOP budget, tune ``examples/tune_arith.yaml`` on the whole dev split, then score
    the best feasible configuration and the hand-written baselines (greedy ``tiny-l``; best-of-16 by
    ``tiny-orm``; self-consistency over 16 samples) on the test split. A baseline competes under a budget
-   when its measured FLOPs per problem on test fit it.
+   when its measured FLOPs per problem on test fit it. ``--seeds N`` runs N studies per budget (sampler and
+   run seeds 0 to N-1).
 
 Writes ``benchmarks/results/tuning.json`` (``tuning_quick.json`` with ``--quick``).
 """
@@ -95,9 +97,15 @@ def score(evaluator: Any, concrete: Any, problems: list[Any]) -> dict[str, Any]:
 
 
 def proof_part(
-    dev: list[Any], test: list[Any], budgets: list[float], trials: int, minibatch: int | None, tmp: Path
+    dev: list[Any],
+    test: list[Any],
+    budgets: list[float],
+    trials: int,
+    minibatch: int | None,
+    tmp: Path,
+    seeds: int = 1,
 ) -> list[dict[str, Any]]:
-    """Tune under each budget on dev; compare the best with the fitting baselines on test."""
+    """Tune under each budget on dev (one study per seed); compare each best with the fitting baselines on test."""
     from archon.spec import load_spec
     from archon.tune.evaluate import Evaluator
     from archon.tune.space import concretize
@@ -117,35 +125,39 @@ def proof_part(
         )
     rows = []
     for budget in budgets:
-        _, result, wall = study(
-            spec,
-            dev,
-            tmp / f"budget-{budget:g}",
-            trials=trials,
-            minibatch=minibatch,
-            budget={"flops": budget * 1e9},
-            cache_path=tmp / "dev-cache.sqlite",
-        )
-        best = result["best"]
-        row: dict[str, Any] = {"budget_gflops": budget, "study_seconds": wall, "trials": result["trials"]}
-        if best is None:
-            row["tuned"] = None
-            print(f"budget {budget:g} GFLOP: no feasible configuration", flush=True)
-        else:
-            tuned = score(evaluator, concretize(spec, best["params"]), test)
-            fitting = {k: v for k, v in baselines.items() if v["gflops"] <= budget}
-            row.update(
-                tuned={**tuned, "params": best["params"], "dev": best["full"] or best["search"]},
-                fitting_baselines=sorted(fitting),
-                beats_every_fitting_baseline=all(tuned["accuracy"] > v["accuracy"] for v in fitting.values()),
-                tuned_fits=tuned["gflops"] <= budget,
+        for seed in range(seeds):
+            _, result, wall = study(
+                spec,
+                dev,
+                tmp / f"budget-{budget:g}-seed-{seed}",
+                trials=trials,
+                minibatch=minibatch,
+                budget={"flops": budget * 1e9},
+                cache_path=tmp / "dev-cache.sqlite",
+                seed=seed,
             )
-            print(
-                f"budget {budget:g} GFLOP: tuned test accuracy {tuned['accuracy']:.3f} at {tuned['gflops']:.3f} "
-                f"GFLOP ({best['params']}); beats {sorted(fitting)}: {row['beats_every_fitting_baseline']}",
-                flush=True,
-            )
-        rows.append(row)
+            best = result["best"]
+            row: dict[str, Any] = {"budget_gflops": budget, "seed": seed, "study_seconds": wall}
+            row["trials"] = result["trials"]
+            if best is None:
+                row["tuned"] = None
+                print(f"budget {budget:g} GFLOP, seed {seed}: no feasible configuration", flush=True)
+            else:
+                tuned = score(evaluator, concretize(spec, best["params"]), test)
+                fitting = {k: v for k, v in baselines.items() if v["gflops"] <= budget}
+                row.update(
+                    tuned={**tuned, "params": best["params"], "dev": best["full"] or best["search"]},
+                    fitting_baselines=sorted(fitting),
+                    beats_every_fitting_baseline=all(tuned["accuracy"] > v["accuracy"] for v in fitting.values()),
+                    tuned_fits=tuned["gflops"] <= budget,
+                )
+                print(
+                    f"budget {budget:g} GFLOP, seed {seed}: tuned test accuracy {tuned['accuracy']:.3f} "
+                    f"at {tuned['gflops']:.3f} GFLOP ({best['params']}); "
+                    f"beats {sorted(fitting)}: {row['beats_every_fitting_baseline']}",
+                    flush=True,
+                )
+            rows.append(row)
     evaluator.close()
     return [{"baselines": baselines}, *rows]
 
@@ -157,6 +169,7 @@ def main() -> None:
     ap.add_argument("--part", choices=["cache", "proof", "both"], default="both")
     ap.add_argument("--budgets", default="1,2,5", help="per-problem GFLOP budgets, comma separated")
     ap.add_argument("--trials", type=int, default=30)
+    ap.add_argument("--seeds", type=int, default=1, help="studies per budget in the proof part (seeds 0, 1 ...)")
     args = ap.parse_args()
 
     import optuna
@@ -180,7 +193,7 @@ def main() -> None:
             report["cache_fixed_temperature"] = cache_part(dev, trials, minibatch, tmp, temperature=0.75)
         if args.part in ("proof", "both"):
             budgets = [float(b) for b in args.budgets.split(",")]
-            report["proof"] = proof_part(dev, test, budgets, trials, 8 if args.quick else None, tmp)
+            report["proof"] = proof_part(dev, test, budgets, trials, 8 if args.quick else None, tmp, args.seeds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     out = ROOT / "benchmarks" / "results" / ("tuning_quick.json" if args.quick else "tuning.json")

@@ -8,7 +8,7 @@ the chains ``sample → score → select`` (or a weighted vote) and ``sample →
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +26,7 @@ class _Params(BaseModel):
 class SampleParams(_Params):
     """``sample``: ``n`` completions of the problem from an engine."""
 
+    cost_knobs: ClassVar[tuple[str, ...]] = ("n",)  # params the cost grows with (the tuner's budget repair)
     engine: str
     n: int = Field(1, ge=1)
     temperature: float = Field(1.0, ge=0)

@@ -133,7 +133,8 @@ class TransformersEngine:
         max_batch: Most requests in one batch.
         kv_budget_mb: Memory for the KV cache of one decode batch; bounds the tokens
             (``(prompt + max_tokens) × n`` per request) batched together.
-        prefill_chunk_tokens: Most (padded) tokens in one prefill forward pass.
+        prefill_chunk_tokens: Most (padded) tokens in one prefill forward pass; a longer prompt is prefilled
+            in pieces of this size, each attending to the KV of those before.
         prefix_cache_mb: Memory for cached prefixes (``0`` turns the prefix cache off).
         seed: Seed of the random stream that requests without a ``seed`` draw from.
         attn_implementation: Passed to ``from_pretrained``; by default SDPA for prefill and
@@ -349,7 +350,13 @@ class TransformersEngine:
             if s.source is None:
                 n, entry = self.prefix_cache.lookup(s.ids, max_len=len(s.ids) - s.keep)
                 s.cached, s.entry, s.source = n, entry, entry.payload if entry else None
-        order = sorted(seqs, key=lambda s: (s.cached, len(s.ids) - s.cached))
+        fits = []
+        for s in seqs:
+            if len(s.ids) - s.cached > self.prefill_chunk_tokens:
+                self._prefill_pieces(s)
+            else:
+                fits.append(s)
+        order = sorted(fits, key=lambda s: (s.cached, len(s.ids) - s.cached))
         chunk: list[_Seq] = []
         for s in order:
             trial = [*chunk, s]
@@ -364,6 +371,23 @@ class TransformersEngine:
             if self.prefix_cache.accepts(len(s.ids)):
                 extends = s.entry if s.entry is not None and s.cached == len(s.entry.tokens) else None
                 self.prefix_cache.insert(s.ids, _clone(s.kv), extends=extends)
+
+    def _prefill_pieces(self, s: _Seq) -> None:
+        """Prefill a sequence with more new tokens than a chunk holds: in pieces, each continuing the last's KV.
+
+        The last piece holds the ``keep`` positions whose logits are needed (all of them, if they alone exceed
+        a chunk). ``s.cached`` keeps counting only the tokens reused from the prefix cache.
+        """
+        done, source = s.cached, s.source
+        last = max(done, len(s.ids) - max(s.keep, self.prefill_chunk_tokens))
+        while done < last:
+            end = min(done + self.prefill_chunk_tokens, last)
+            part = _Seq(s.ids[:end], cached=done, source=source)
+            self._prefill_chunk([part])
+            done, source = end, part.kv
+        final = _Seq(s.ids, keep=s.keep, cached=done, source=source)
+        self._prefill_chunk([final])
+        s.kv, s.logits = final.kv, final.logits
 
     def _prefill_chunk(self, chunk: list[_Seq]) -> None:
         dev = self.device

@@ -145,7 +145,8 @@ class TuneSpec(_Strict):
     ``objectives``: ``[accuracy]`` (maximised, subject to ``budget``) or ``[accuracy, flops]`` /
     ``[accuracy, latency]`` (a Pareto front). ``budget``: limits per problem, given to Optuna as
     constraints. ``minibatch``: evaluate each trial on this many problems of the split, then re-evaluate
-    the best ``reevaluate`` trials on the whole split.
+    the best ``reevaluate`` trials on the whole split. ``repair``: a trial over the budget is tried again
+    next with its cost knobs (the chosen ops' ``n``) scaled down by the budget's share of its cost.
     """
 
     objectives: list[Literal["accuracy", "flops", "latency", "tokens", "seconds", "dollars"]] = Field(
@@ -162,6 +163,9 @@ class TuneSpec(_Strict):
     minibatch: int | None = Field(None, ge=1)
     reevaluate: int = Field(3, ge=0)
     cache: bool = Field(True, description="share generations between trials (a content-addressed cache)")
+    repair: bool = Field(
+        True, description="after a trial over the budget, try it next with its sample counts (n) scaled to fit"
+    )
     seed: int = 0
 
     @field_validator("budget")

@@ -62,6 +62,33 @@ def space_names(spec: Spec) -> list[str]:
     return names
 
 
+def cost_knobs(spec: Spec, params: Mapping[str, Any]) -> list[str]:
+    """The parameters among a trial's ``params`` that its cost grows with (e.g. ``answer.n``).
+
+    Those of the nodes the trial keeps, for the op each one chose: the tuned params its operator names in
+    ``cost_knobs``.
+
+    Example:
+        >>> from archon.spec import parse_spec
+        >>> s = parse_spec({"engines": {"m": {"model": "tiny-l"}}, "pipeline": [{"id": "a", "op": "sample",
+        ...     "params": {"engine": "m", "n": {"tune": {"type": "int", "low": 1, "high": 8}}}}]})
+        >>> cost_knobs(s, {"a.n": 4})
+        ['a.n']
+    """
+    names: list[str] = []
+    for node in spec.pipeline:
+        enabled = params.get(f"{node.id}.enabled") if isinstance(node.enabled, Tunable) else node.enabled
+        if not enabled:
+            continue
+        op = str(params.get(f"{node.id}.op") if isinstance(node.op, Tunable) else node.op)
+        knobs = getattr(OPERATORS.get(op).params, "cost_knobs", ())
+        for key, value in node.params_for(op, _fields(op)).items():
+            name = _param_name(node, op, key)
+            if key in knobs and isinstance(value, Tunable) and value.tune.type == "int" and name in params:
+                names.append(name)
+    return names
+
+
 def walk(spec: Spec, choose: Chooser) -> Spec:
     """The spec with every tuned value replaced by ``choose``'s pick, optional nodes left out or kept.
 

@@ -36,11 +36,15 @@ from archon.core import ArchonError, Problem
 from archon.spec.load import SpecError
 from archon.spec.models import Spec
 from archon.tune.evaluate import Evaluator
-from archon.tune.space import concretize, suggest
+from archon.tune.space import concretize, cost_knobs, suggest
 
 
 class StudyError(ArchonError):
     """A study that cannot start or continue (exists already, missing, nothing feasible ...)."""
+
+
+_REPAIRS = 2
+"""How many times a chain of budget repairs may repair a trial (see :meth:`Study._repair`)."""
 
 
 @dataclass
@@ -59,6 +63,7 @@ class TuneOptions:
     minibatch: int | None = None
     reevaluate: int = 3
     cache: bool = True
+    repair: bool = True
     seed: int = 0
     workers: int = 1
 
@@ -260,13 +265,47 @@ class Study:
             trial.set_user_attr(k, v)
         trial.set_user_attr("feasible", ev.feasible(self.options.budget))
         trial.set_user_attr("trial_seconds", time.perf_counter() - start)
-        for k, v in ev.violations(self.options.budget).items():
+        violations = ev.violations(self.options.budget)
+        for k, v in violations.items():
             trial.set_constraint(k, v)
         if ev.stopped:
             raise optuna.TrialPruned(f"pruned after {ev.problems} problems")
+        if self.options.repair and any(v > 0 for v in violations.values()):
+            self._repair(trial, violations)
         if len(self.options.objectives) == 1:
             return ev.accuracy
         return ev.accuracy, ev.cost[self.options.objectives[1]]
+
+    def _repair(self, trial: optuna.Trial, violations: dict[str, float]) -> None:
+        """Queue ``trial`` again with its cost knobs scaled by the budget's share of its cost.
+
+        A trial over the budget says where accuracy is but not what fits; with ``n`` cut to fit, the next
+        trial tries that configuration within the budget (TPE, which ranks infeasible trials below every
+        feasible one, would otherwise learn only that the region is infeasible). Every knob is scaled by
+        the smallest ``limit / cost`` (a cost linear in them then fits, up to the part that does not
+        grow with them), rounded down onto its grid, and lowered by at least one step. A repair that
+        still does not fit is repaired once more; none is queued when a knob would go below its range
+        or the same configuration was already tried.
+        """
+        depth = int(trial.user_attrs.get("repair_depth", 0))
+        knobs = cost_knobs(self.spec, trial.params)
+        if depth >= _REPAIRS or not knobs:
+            return
+        ratio = min(1.0 / (1.0 + v) for v in violations.values() if v > 0)
+        params = dict(trial.params)
+        for name in knobs:
+            dist = trial.distributions[name]
+            if not isinstance(dist, optuna.distributions.IntDistribution):
+                return
+            value, step = int(params[name]), dist.step
+            target = dist.low + (int(value * ratio) - dist.low) // step * step
+            target = min(target, value - step)
+            if target < dist.low:
+                return
+            params[name] = target
+        self.study.enqueue_trial(
+            params, user_attrs={"repair_of": trial.number, "repair_depth": depth + 1}, skip_if_exists=True
+        )
 
     # ------------------------------------------------------------------ the result
 

@@ -425,3 +425,31 @@ def test_worker_thread_and_successive_event_loops_give_the_same_greedy_outputs(e
         assert a2[0].usage.cached_tokens == a2[0].usage.prompt_tokens - 1
     finally:
         threaded.close()
+
+
+def test_a_prompt_longer_than_a_prefill_chunk_is_prefilled_in_pieces(engine, problems):
+    small = TransformersEngine("tiny-l", prefill_chunk_tokens=16, prefix_cache_mb=0)
+    try:
+        msgs = [{"role": "user", "content": " ".join(p.question for p in problems[:4])}]
+        ids = small.encode(msgs)
+        assert len(ids) > 3 * 16  # at least four pieces
+        req = GenRequest(msgs, max_tokens=12, temperature=0, logprobs=True)
+        passes = small.stats.forward_passes
+        (pieces,) = run(small, [req])
+        prefill_passes = small.stats.forward_passes - passes - small.stats.decode_steps
+        assert prefill_passes >= 4 and small.stats.prefill_tokens == len(ids)
+        assert pieces.usage.cached_tokens == 0  # pieces are computed, not reused
+        assert list(pieces.completions[0].token_ids) == hf_greedy(engine, ids, 12)[: pieces.completions[0].num_tokens]
+        (whole,) = run(engine, [req])
+        assert torch.allclose(
+            torch.tensor(pieces.completions[0].logprobs), torch.tensor(whole.completions[0].logprobs), atol=1e-4
+        )
+
+        # scoring: the continuation's positions come from the last piece (a long continuation spans pieces)
+        cont = " ".join(p.question for p in problems[4:6])
+        (scored,) = run(small, [(msgs, [cont, "7"])])
+        (expected,) = run(engine, [(msgs, [cont, "7"])])
+        for got, want in zip(scored.logprobs, expected.logprobs, strict=True):
+            assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-4)
+    finally:
+        small.close()

@@ -10,7 +10,7 @@ import pytest
 from archon.runtime import Runner
 from archon.spec import SpecError, parse_spec
 from archon.spec.graph import problems
-from archon.tune.space import concretize, space_names, suggest
+from archon.tune.space import concretize, cost_knobs, space_names, suggest
 
 
 def tuned(**r: Any) -> dict[str, Any]:
@@ -93,6 +93,30 @@ def test_an_optional_node_left_out_is_bypassed() -> None:
     assert [n.id for n in dropped.pipeline] == ["answer", "final"]
     assert dropped.pipeline[-1].inputs == ["answer"]
     assert problems(dropped) == []
+
+
+def test_cost_knobs_are_the_chosen_ops_tuned_sample_counts() -> None:
+    data = spec_data()
+    data["pipeline"][0]["by_op"]["self_consistency"] = {"max_tokens": tuned(type="int", low=32, high=128)}
+    data["pipeline"].insert(
+        1,
+        {
+            "id": "more",
+            "op": "sample",
+            "inputs": ["answer"],
+            "params": {"engine": "large", "n": tuned(type="int", low=1, high=4)},
+            "enabled": tuned(type="bool"),
+        },
+    )
+    data["pipeline"][2]["inputs"] = ["more"]
+    spec = parse_spec(data)
+    base = {"answer.engine": "large", "answer.n": 4, "answer.temperature": 0.5, "rescore.enabled": True}
+    sc = {**base, "answer.op": "self_consistency", "answer.self_consistency.max_tokens": 64}
+    assert cost_knobs(spec, {**sc, "more.enabled": True, "more.n": 2}) == ["answer.n", "more.n"]
+    assert cost_knobs(spec, {**sc, "more.enabled": False}) == ["answer.n"]  # a left-out node has none
+    answer = data["pipeline"][0]
+    fixed = parse_spec({**data, "pipeline": [{**answer, "params": {**answer["params"], "n": 8}}]})
+    assert cost_knobs(fixed, sc) == []  # a fixed n is no knob; max_tokens is not one either
 
 
 def test_concretize_casts_and_fills_values() -> None:

@@ -65,6 +65,36 @@ def test_limits_are_constraints_and_the_best_is_feasible(tmp_path: Path) -> None
     assert again["accuracy"] == pytest.approx(best["search"]["accuracy"])
 
 
+def big_n_first(tmp: Path, s: Any, **overrides: Any) -> Study:
+    """A study whose first trial is queued: the large model at n=6, over a budget that fits n of about 2."""
+    study = Study(s, PROBLEMS, tmp, TuneOptions.from_spec(s, **overrides))
+    study.study.enqueue_trial({"a.engine": "large", "a.n": 6, "a.temperature": 0.5})
+    try:
+        study.optimize()
+    finally:
+        study.close()
+    return study
+
+
+def test_a_trial_over_the_budget_is_repaired_next_with_n_scaled_to_fit(tmp_path: Path) -> None:
+    limit = 2.4e8
+    study = big_n_first(tmp_path, spec(trials=2, budget={"flops": limit}, sampler="random"))
+    first, second, *queued = study.study.trials
+    assert all(t.state.name == "WAITING" and t.user_attrs["repair_of"] == 1 for t in queued)  # n=2 may not fit
+    assert not first.user_attrs["feasible"] and first.params["a.n"] == 6
+    expected = min(5, int(6 * limit / first.user_attrs["flops"]))
+    assert 1 <= expected < 6
+    assert second.user_attrs["repair_of"] == 0 and second.user_attrs["repair_depth"] == 1
+    assert second.params == {**first.params, "a.n": expected}
+    assert second.user_attrs["flops"] < first.user_attrs["flops"]
+
+
+def test_without_repair_the_next_trial_is_the_samplers(tmp_path: Path) -> None:
+    study = big_n_first(tmp_path, spec(trials=2, budget={"flops": 2.4e8}, sampler="random"), repair=False)
+    first, second = study.study.trials  # nothing queued either
+    assert not first.user_attrs["feasible"] and "repair_of" not in second.user_attrs
+
+
 def test_no_feasible_configuration_is_never_reported(tmp_path: Path) -> None:
     _, result = run_study(tmp_path, spec(trials=3, budget={"flops": 1.0}))
     assert result["best"] is None and result["feasible_trials"] == 0

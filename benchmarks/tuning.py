@@ -8,11 +8,13 @@
    with the generation cache and without it, same seed: tokens the engines generated, and whether every
    trial's parameters, accuracy and FLOPs are identical. Then the same with the temperature fixed at 0.75
    (op, model, n and verifier tuned).
-2. Proof: for each per-problem FLOP budget, tune ``examples/tune_arith.yaml`` on the whole dev split, then score
-   the best feasible configuration and the hand-written baselines (greedy ``tiny-l``; best-of-16 by
-   ``tiny-orm``; self-consistency over 16 samples) on the test split. A baseline competes under a budget
+2. Proof: for each per-problem FLOP budget, tune ``examples/tune_arith.yaml`` on dev (its 100-problem
+   minibatch, the best 3 trials re-scored on the whole split), then score the best feasible configuration
+   and the hand-written baselines (greedy ``tiny-l``; best-of-16 by ``tiny-orm``; self-consistency over 16
+   samples) on the test split. A baseline competes under a budget
    when its measured FLOPs per problem on test fit it. ``--seeds N`` runs N studies per budget (sampler and
-   run seeds 0 to N-1).
+   run seeds 0 to N-1); ``--no-repair`` turns the studies' budget repair off (and writes
+   ``tuning_no_repair.json``).
 
 Writes ``benchmarks/results/tuning.json`` (``tuning_quick.json`` with ``--quick``).
 """
@@ -104,6 +106,7 @@ def proof_part(
     minibatch: int | None,
     tmp: Path,
     seeds: int = 1,
+    repair: bool = True,
 ) -> list[dict[str, Any]]:
     """Tune under each budget on dev (one study per seed); compare each best with the fitting baselines on test."""
     from archon.spec import load_spec
@@ -135,6 +138,7 @@ def proof_part(
                 budget={"flops": budget * 1e9},
                 cache_path=tmp / "dev-cache.sqlite",
                 seed=seed,
+                repair=repair,
             )
             best = result["best"]
             row: dict[str, Any] = {"budget_gflops": budget, "seed": seed, "study_seconds": wall}
@@ -170,6 +174,7 @@ def main() -> None:
     ap.add_argument("--budgets", default="1,2,5", help="per-problem GFLOP budgets, comma separated")
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--seeds", type=int, default=1, help="studies per budget in the proof part (seeds 0, 1 ...)")
+    ap.add_argument("--no-repair", action="store_true", help="proof studies without budget repair")
     args = ap.parse_args()
 
     import optuna
@@ -193,10 +198,13 @@ def main() -> None:
             report["cache_fixed_temperature"] = cache_part(dev, trials, minibatch, tmp, temperature=0.75)
         if args.part in ("proof", "both"):
             budgets = [float(b) for b in args.budgets.split(",")]
-            report["proof"] = proof_part(dev, test, budgets, trials, 8 if args.quick else None, tmp, args.seeds)
+            report["proof"] = proof_part(
+                dev, test, budgets, trials, 8 if args.quick else None, tmp, args.seeds, not args.no_repair
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    out = ROOT / "benchmarks" / "results" / ("tuning_quick.json" if args.quick else "tuning.json")
+    stem = "tuning" + ("_quick" if args.quick else "") + ("_no_repair" if args.no_repair else "")
+    out = ROOT / "benchmarks" / "results" / f"{stem}.json"
     out.parent.mkdir(exist_ok=True)
     if args.part != "both" and out.is_file():  # one part: keep the other part's last figures
         report = {**json.loads(out.read_text()), **report}

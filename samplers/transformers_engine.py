@@ -311,6 +311,9 @@ class TransformersEngine:
             end = time.perf_counter()
             elapsed = end - start
             self.stats.compute_seconds += elapsed
+            total = sum((r.usage for r in results), Usage())  # counted once the whole batch succeeded
+            with self._lock:
+                self.usage = self.usage + total
             return _share_time(results, elapsed, [end - it.start for it in items])
         except Exception as exc:
             if len(items) == 1:
@@ -455,8 +458,6 @@ class TransformersEngine:
             mine = by_work[wi]
             s = seqs[w.ids]
             usage = Usage(len(w.ids), s.cached, sum(len(r.tokens) for r in mine))
-            with self._lock:
-                self.usage = self.usage + usage
             comps = tuple(self._completion(r, w.request) for r in mine)
             results.append(GenResult(w.request, comps, usage, self.name, time.perf_counter() - w.start))
             s.cached = len(s.ids)  # a later request with the same prompt computed none of it
@@ -641,8 +642,6 @@ class TransformersEngine:
         total = len(work.prompt_ids) + sum(len(c) for c in work.conts)
         usage = Usage(prompt_tokens=total, cached_tokens=prompt.cached)
         prompt.cached = len(prompt.ids)  # a later request with the same prompt computed none of it
-        with self._lock:
-            self.usage = self.usage + usage
         return ScoreResult(tuple(out), tuple(work.conts), usage, self.name, time.perf_counter() - work.start)
 
 

@@ -53,8 +53,8 @@ class Evaluator:
 
     Args:
         spec: The study's spec (its ``engines`` and ``verifiers`` are those of every trial).
-        cache_path: The cache's SQLite file; ``None`` switches the cache off (requests are still split
-            into per-sample requests, so results are the same either way).
+        cache_path: The cache's SQLite file; ``None`` switches the cache off (samples are still drawn by
+            index, so results are the same either way).
         hardware: Hardware profile for the idealized latency (overrides the spec's).
         seed: The run seed of every trial (the same seeds let trials share samples).
         concurrency: Problems in flight at once.

@@ -69,7 +69,7 @@ def test_sample_i_does_not_depend_on_n(engine):
     off = CachingEngine(engine, None, identity=IDENTITY)
     batches = engine.batch_stats.batches
     three = generate(off, request(n=3))
-    assert engine.batch_stats.batches == batches + 1  # the three n=1 requests were served in one batch
+    assert engine.batch_stats.batches == batches + 1  # the three samples were drawn in one batch
     eight = generate(off, request(n=8))
     assert len(three.completions) == 3 and len(eight.completions) == 8
     assert eight.completions[:3] == three.completions

@@ -453,3 +453,24 @@ def test_a_prompt_longer_than_a_prefill_chunk_is_prefilled_in_pieces(engine, pro
             assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-4)
     finally:
         small.close()
+
+
+def test_a_failed_batch_retried_request_by_request_counts_usage_once(problems, monkeypatch):
+    fresh = TransformersEngine("tiny-l", prefix_cache_mb=0)
+    try:
+        completion = fresh._completion
+
+        def failing(row, req):  # a failure inside the batch, after every row has been decoded
+            if req.max_tokens == 7:
+                raise RuntimeError("boom")
+            return completion(row, req)
+
+        monkeypatch.setattr(fresh, "_completion", failing)
+        good = GenRequest(problems[0].messages(), n=2, max_tokens=5, temperature=0)
+        bad = GenRequest(problems[1].messages(), max_tokens=7, temperature=0)
+        ok, failed = run(fresh, [good, bad])
+        assert isinstance(failed, RuntimeError) and not isinstance(ok, BaseException)
+        assert fresh.batch_stats.batches == 1  # one batch, then each request alone
+        assert fresh.usage == ok.usage  # the failed attempts added nothing
+    finally:
+        fresh.close()

@@ -63,7 +63,11 @@ def main() -> None:
     prm, orm, checker = RewardModel("tiny-prm"), RewardModel("tiny-orm"), ArithStepChecker()
 
     async def batched() -> list[list[list[float]]]:
-        return await asyncio.gather(*(prm.score_steps(p, cs) for p, cs in zip(problems, cands, strict=True)))
+        # one call per candidate, all concurrent: what batching across calls gains (a call's own duplicate
+        # candidates are scored once, which would flatter this figure)
+        calls = [prm.score_steps(p, [c]) for p, cs in zip(problems, cands, strict=True) for c in cs]
+        flat = iter(await asyncio.gather(*calls))
+        return [[next(flat)[0] for _ in cs] for cs in cands]
 
     async def one_by_one() -> list[list[list[float]]]:
         out = []

@@ -69,6 +69,18 @@ class _Item:
     reads: list[int]
 
 
+def _key(item: _Item) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    return tuple(item.ids), tuple(item.reads)
+
+
+def _distinct(items: Sequence[_Item]) -> dict[tuple[tuple[int, ...], tuple[int, ...]], _Item]:
+    """The items with distinct encodings, by encoding, in first-seen order."""
+    out: dict[tuple[tuple[int, ...], tuple[int, ...]], _Item] = {}
+    for it in items:
+        out.setdefault(_key(it), it)
+    return out
+
+
 class RewardModel:
     r"""A learned outcome or process reward model, batched across concurrent calls.
 
@@ -161,12 +173,16 @@ class RewardModel:
         return self.encode_many(problem, [candidate])[0]
 
     def encode_many(self, problem: Problem, candidates: Sequence[Candidate]) -> list[tuple[list[int], list[int]]]:
-        """:meth:`encode` of each candidate, tokenized in one call."""
+        """:meth:`encode` of each candidate, tokenized in one call (a solution sampled twice, once)."""
         if not candidates:
             return []
+        steps = [tuple(c.steps(self.config.step_delimiter)) for c in candidates]
+        distinct = list(dict.fromkeys(steps))
+        encoded = dict(zip(distinct, self._encode_steps(self._prompt(problem), distinct), strict=True))
+        return [encoded[s] for s in steps]
+
+    def _encode_steps(self, prompt: str, steps: Sequence[Sequence[str]]) -> list[tuple[list[int], list[int]]]:
         cfg = self.config
-        prompt = self._prompt(problem)
-        steps = [c.steps(cfg.step_delimiter) for c in candidates]
         if cfg.kind == "outcome":
             texts = [prompt + cfg.step_delimiter.join(s) for s in steps]
             eos = self.tokenizer.eos_token_id
@@ -211,10 +227,14 @@ class RewardModel:
     async def _scores(
         self, problem: Problem, candidates: Sequence[Candidate], items: list[_Item] | None = None
     ) -> list[list[float]]:
+        """Every candidate's scores; identical encodings (the same solution sampled twice) are scored once."""
         import asyncio
 
         items = items if items is not None else self.items(problem, candidates)
-        return list(await asyncio.gather(*(self._batcher.submit(it, len(it.ids)) for it in items)))
+        distinct = _distinct(items)
+        scored = await asyncio.gather(*(self._batcher.submit(it, len(it.ids)) for it in distinct.values()))
+        by_key = dict(zip(distinct, scored, strict=True))
+        return [list(by_key[_key(it)]) for it in items]
 
     def _run_batch(self, items: Sequence[_Item]) -> list[Any]:
         """Score a batch in chunks of similar lengths (little padding), each one forward pass."""
@@ -274,9 +294,10 @@ class RewardModel:
         return self.items_flops(self.items(problem, candidates))
 
     def items_flops(self, items: Sequence[_Item]) -> tuple[int, int]:
-        """FLOPs and tokens of scoring encoded candidates."""
-        flops = sum(self.cost.prefill_flops(len(it.ids), logit_positions=len(it.reads)) for it in items)
-        return flops, sum(len(it.ids) for it in items)
+        """FLOPs and tokens of scoring encoded candidates (one forward pass per distinct encoding)."""
+        distinct = _distinct(items).values()
+        flops = sum(self.cost.prefill_flops(len(it.ids), logit_positions=len(it.reads)) for it in distinct)
+        return flops, sum(len(it.ids) for it in distinct)
 
     def charged(self, ledger: Ledger, scope: Scope) -> ChargedReward:
         """The same reward model with every call charged to ``ledger`` under ``scope``."""

@@ -128,6 +128,21 @@ def test_charged_reward_calls_are_exact_and_released_on_failure(prm, problems):
     assert ledger.outstanding == 0
 
 
+def test_a_solution_sampled_twice_is_scored_and_charged_once(orm, problems):
+    p = problems[2]
+    sol = p.metadata["solution"]
+    cands = [Candidate(sol), Candidate(wrong(sol)), Candidate(sol), Candidate(sol)]
+    ledger = Ledger()
+    batches, items = orm._batcher.stats.batches, orm._batcher.stats.items
+    scores = asyncio.run(orm.charged(ledger, Scope("orm", p.id)).score(p, cands))
+    assert orm._batcher.stats.items - items == 2 and orm._batcher.stats.batches == batches + 1
+    assert scores[0] == scores[2] == scores[3] != scores[1]
+    alone = asyncio.run(orm.score(p, cands[:2]))
+    assert scores[:2] == pytest.approx(alone, abs=1e-6)
+    distinct = [orm.encode(p, c) for c in cands[:2]]
+    assert ledger.total().flops == sum(orm.cost.prefill_flops(len(ids), logit_positions=1) for ids, _ in distinct)
+
+
 def test_the_step_checker_finds_the_first_wrong_step(problems):
     checker = ArithStepChecker()
     p = problems[5]

@@ -1,14 +1,16 @@
 """A content-addressed generation cache, shared by the trials of a tuning study.
 
-:class:`CachingEngine` wraps any engine and defines sample ``i`` of a seeded request as the single
-completion of the same request with ``n=1`` and the seed :func:`derive_seed` ``(seed, i)``. Sample ``i``
-is then independent of ``n`` and of whatever else shares the batch, so it can be stored under a key of
-its own (:func:`sample_key`) in a :class:`GenerationCache`, and a trial that asks for 16 samples reuses
-samples 0-15 of the 64 an earlier trial drew for the same prompt and sampling parameters.
+:class:`CachingEngine` wraps any engine and draws the samples of a seeded request by index, so that
+sample ``i`` is independent of ``n`` and of whatever else shares the batch: the engine's own row ``i``
+when it says so (``stable_samples``: the transformers engine, whose rows draw from streams keyed by seed
+and index), else the single completion of the same request with ``n=1`` and the seed :func:`derive_seed`
+``(seed, i)``. Each sample can then be stored under a key of its own (:func:`sample_key`) in a
+:class:`GenerationCache`, and a trial that asks for 16 samples reuses samples 0-15 of the 64 an earlier
+trial drew for the same prompt and sampling parameters.
 
 The cache is one SQLite file (WAL journal, long busy timeout, ``INSERT OR IGNORE``), so several worker
 processes can read and write it at once. Results do not depend on it: a ``CachingEngine`` without a
-cache expands requests the same way and returns the same completions, and the usage it reports is
+cache draws by index the same way and returns the same completions, and the usage it reports is
 nominal (one prefill of the prompt plus the samples' tokens, nothing cached) whether the samples were
 drawn now or earlier, so a budget charges a trial the same either way.
 """
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archon.core.generation import Completion, Engine, GenRequest, GenResult, Usage
+from archon.core.generation import Completion, Engine, GenRequest, GenResult, RequestError, Usage
 
 _KEY_VERSION = 2
 """Bumped whenever the meaning of a sample changes, so older entries stop matching (2: counter-based streams)."""
@@ -382,6 +384,12 @@ class CachingEngine:
 
     async def generate(self, request: GenRequest) -> GenResult:
         """The ``n`` completions of ``request``, from the cache where stored, else drawn and stored."""
+        return await self.generate_from(request, 0)
+
+    async def generate_from(self, request: GenRequest, first: int) -> GenResult:
+        """Samples ``first`` to ``first + n - 1`` of ``request`` (without a seed, ``first`` changes nothing)."""
+        if first < 0:
+            raise RequestError(f"generate_from: first must be >= 0, got {first}")
         start = time.perf_counter()
         stats = self.cache_stats
         stats.requests += 1
@@ -394,15 +402,15 @@ class CachingEngine:
             stats.tokens_generated += tokens
             return result
 
-        count = 1 if request.greedy else request.n
+        indices = [0] if request.greedy else list(range(first, first + request.n))
         if self.cache is None:  # nothing to look up: indices stand in for keys
-            keys = [str(i) for i in range(count)]
+            keys = {i: str(i) for i in indices}
         else:
-            keys = [sample_key(self.identity, request, i) for i in range(count)]
-        found = self.cache.get_many(keys) if self.cache is not None else {}
-        missing = [i for i, key in enumerate(keys) if key not in found]
+            keys = {i: sample_key(self.identity, request, i) for i in indices}
+        found = self.cache.get_many(keys.values()) if self.cache is not None else {}
+        missing = [i for i in indices if keys[i] not in found]
         drawn, hit = await self._draw(request, request.seed, missing, keys)
-        entries = [found[key] if key in found else drawn[i] for i, key in enumerate(keys)]
+        entries = [found[keys[i]] if keys[i] in found else drawn[i] for i in indices]
         if request.greedy:
             entries *= request.n
 
@@ -426,7 +434,7 @@ class CachingEngine:
         )
 
     async def _draw(
-        self, request: GenRequest, seed: int, indices: list[int], keys: list[str]
+        self, request: GenRequest, seed: int, indices: list[int], keys: dict[int, str]
     ) -> tuple[dict[int, CacheEntry], int]:
         """Draw the samples ``indices`` concurrently and store them; re-raise the first failure.
 

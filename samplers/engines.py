@@ -38,7 +38,7 @@ class EngineConfig(BaseModel):
     dtype: str = Field("auto", description="auto, float32, bfloat16, float16")
     base_url: str | None = Field(None, description="openai: the server's URL, ending in /v1")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the key")
-    max_batch: int = Field(4096, ge=1, description="most requests in one batch (a seeded sample is one request)")
+    max_batch: int = Field(4096, ge=1, description="most requests in one batch")
     concurrency: int = Field(16, ge=1, description="openai: most requests in flight")
     timeout: float = Field(60.0, gt=0, description="openai: seconds per HTTP request")
     max_retries: int = Field(4, ge=0, description="openai: retries on 429, 5xx and timeouts")

@@ -10,8 +10,9 @@ The key of sample ``i`` of a request seeded with ``s`` is :func:`stream_key` ``(
 depend on how many samples the request asks for, so sample ``i`` is the same for any ``n > i``.
 Unseeded samples take keys from the engine's own generator.
 
-Arithmetic is on int64 tensors: products and sums wrap modulo 2**64 as unsigned ones would, and right
-shifts are made logical by masking. :func:`uniform` is the same function on Python integers.
+Arithmetic is on int64 tensors: products and sums wrap modulo 2**64 as unsigned ones would (what CPU
+and CUDA kernels do; PyTorch does not promise it for every backend), and right shifts are made logical
+by masking. :func:`uniform` is the same function on Python integers, and a test checks they agree.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ collects the requests, and one worker thread serves them together:
 Greedy decoding equals ``model.generate(do_sample=False)`` token for token (a test checks it). Sample
 ``i`` of a request seeded with ``s`` draws from the stream ``stream_key(s, i)``: the same tokens
 whatever ``n`` is (for ``n > i``) and whatever else shares its batch (up to floating-point rounding of
-batched matrix products, which can only matter at exact ties); :attr:`TransformersEngine.stable_samples`
+batched matrix products, which flips a token only when a uniform falls that close to a boundary of the
+cumulative distribution: rarely); :attr:`TransformersEngine.stable_samples`
 says so to :class:`~samplers.cache.CachingEngine`.
 """
 
@@ -195,7 +196,7 @@ class TransformersEngine:
         self.prefill_chunk_tokens = max(1, prefill_chunk_tokens)
         self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20 / kv_bytes))
         self._generator = torch.Generator().manual_seed(seed)
-        self._encoded: dict[str, tuple[int, ...]] = {}  # recent prompts' token ids, oldest first
+        self._encoded: dict[tuple[str, str], tuple[int, ...]] = {}  # prompts' token ids, least recent first
         self._batcher: MicroBatcher[_Gen | _Score] = MicroBatcher(
             self._run_batch,
             max_items=max_batch,
@@ -234,18 +235,21 @@ class TransformersEngine:
                 msg = f"token id {max(ids)} is outside {self.name}'s vocabulary of {vocab}"
                 raise RequestError(f"GenRequest.prompt: {msg}")
             return ids
-        key = prompt if kind == "text" else json.dumps(prompt, sort_keys=True, default=repr)
-        ids = self._encoded.get(key)  # type: ignore[arg-type]
-        if ids is None:
-            if kind == "text":
-                ids = tuple(self.tokenizer(prompt).input_ids)
-            else:
-                text = self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
-                ids = tuple(self.tokenizer(text, add_special_tokens=False).input_ids)
-            with self._lock:
-                if len(self._encoded) >= _ENCODED_PROMPTS:
-                    del self._encoded[next(iter(self._encoded))]
-                self._encoded[key] = ids  # type: ignore[index]
+        key = (kind, prompt if kind == "text" else json.dumps(prompt, sort_keys=True, default=repr))
+        with self._lock:
+            ids = self._encoded.pop(key, None)  # type: ignore[arg-type]
+            if ids is not None:
+                self._encoded[key] = ids  # type: ignore[index]  # now the most recently used
+                return ids
+        if kind == "text":
+            ids = tuple(self.tokenizer(prompt).input_ids)
+        else:
+            text = self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+            ids = tuple(self.tokenizer(text, add_special_tokens=False).input_ids)
+        with self._lock:
+            if len(self._encoded) >= _ENCODED_PROMPTS:
+                del self._encoded[next(iter(self._encoded))]  # the least recently used
+            self._encoded[key] = ids  # type: ignore[index]
         return ids
 
     async def generate(self, request: GenRequest) -> GenResult:
@@ -311,7 +315,9 @@ class TransformersEngine:
             end = time.perf_counter()
             elapsed = end - start
             self.stats.compute_seconds += elapsed
-            total = sum((r.usage for r in results), Usage())  # counted once the whole batch succeeded
+            # counted once the whole batch succeeded; a request retried alone after a failed batch may find
+            # its prompt in the prefix cache (the failed attempt put it there) and report it as cached
+            total = sum((r.usage for r in results), Usage())
             with self._lock:
                 self.usage = self.usage + total
             return _share_time(results, elapsed, [end - it.start for it in items])

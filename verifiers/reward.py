@@ -179,7 +179,7 @@ class RewardModel:
         steps = [tuple(c.steps(self.config.step_delimiter)) for c in candidates]
         distinct = list(dict.fromkeys(steps))
         encoded = dict(zip(distinct, self._encode_steps(self._prompt(problem), distinct), strict=True))
-        return [encoded[s] for s in steps]
+        return [(list(encoded[s][0]), list(encoded[s][1])) for s in steps]
 
     def _encode_steps(self, prompt: str, steps: Sequence[Sequence[str]]) -> list[tuple[list[int], list[int]]]:
         cfg = self.config
@@ -290,7 +290,7 @@ class RewardModel:
     # ------------------------------------------------------------------ charging
 
     def flops(self, problem: Problem, candidates: Sequence[Candidate]) -> tuple[int, int]:
-        """FLOPs and tokens of scoring ``candidates`` (one forward pass each, logits at the read positions)."""
+        """FLOPs and tokens of scoring ``candidates`` (a forward pass per distinct solution, logits at the reads)."""
         return self.items_flops(self.items(problem, candidates))
 
     def items_flops(self, items: Sequence[_Item]) -> tuple[int, int]:

@@ -129,6 +129,20 @@ def test_a_stable_engine_gets_one_request_for_the_missing_samples(engine, cache)
     assert twelve.completions[10:] == asyncio.run(engine.generate(request(n=12))).completions[10:]
 
 
+def test_generate_from_serves_later_samples_from_the_cache_and_nests(engine, cache):
+    cached = CachingEngine(engine, cache, identity=IDENTITY)
+    eight = generate(cached, request(n=8))
+    later = asyncio.run(cached.generate_from(request(n=4), 4))
+    assert later.completions == eight.completions[4:]
+    assert (cached.cache_stats.hits, cached.cache_stats.samples_generated) == (4, 8)
+    outer = CachingEngine(cached, None, identity=IDENTITY)  # stable too: it draws from the inner cache
+    assert outer.stable_samples
+    assert generate(outer, request(n=10)).completions[:8] == eight.completions
+    assert cached.cache_stats.samples_generated == 10  # only samples 8 and 9 were new
+    with pytest.raises(RequestError, match="first must be >= 0"):
+        asyncio.run(cached.generate_from(request(), -1))
+
+
 def test_an_unstable_engine_draws_each_sample_with_its_derived_seed(engine, cache):
     inner = Recording(engine, stable=False)
     cached = CachingEngine(inner, cache, identity=IDENTITY)

@@ -445,7 +445,7 @@ def test_a_prompt_longer_than_a_prefill_chunk_is_prefilled_in_pieces(engine, pro
             torch.tensor(pieces.completions[0].logprobs), torch.tensor(whole.completions[0].logprobs), atol=1e-4
         )
 
-        # scoring: the continuation's positions come from the last piece (a long continuation spans pieces)
+        # scoring after a prompt prefilled in pieces (the continuation runs in one final pass)
         cont = " ".join(p.question for p in problems[4:6])
         (scored,) = run(small, [(msgs, [cont, "7"])])
         (expected,) = run(engine, [(msgs, [cont, "7"])])
@@ -474,3 +474,13 @@ def test_a_failed_batch_retried_request_by_request_counts_usage_once(problems, m
         assert fresh.usage == ok.usage  # the failed attempts added nothing
     finally:
         fresh.close()
+
+
+def test_the_prompt_memo_keeps_text_and_chat_prompts_apart(engine):
+    import json
+
+    msgs = [{"role": "user", "content": "Evaluate left to right: 2 + 3"}]
+    chat = engine.encode(msgs)
+    text = json.dumps(msgs, sort_keys=True)  # the memo's key for the messages, as a text prompt
+    assert engine.encode(text) == tuple(engine.tokenizer(text).input_ids) != chat
+    assert engine.encode(msgs) == chat

@@ -160,3 +160,43 @@ def test_resuming_with_another_search_space_is_refused(tmp_path: Path) -> None:
     other.pipeline[0].params["max_tokens"] = 32
     with pytest.raises(StudyError, match="tuned another spec"):
         Study(other, PROBLEMS, tmp_path, TuneOptions.from_spec(other), resume=True)
+
+
+def waiting(study: Study) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The queued trials' fixed parameters and user attributes."""
+    queued = study.study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    return [(t.system_attrs["fixed_params"], t.user_attrs) for t in queued]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_repairs_land_on_the_knobs_grid_and_stop_after_two(tmp_path: Path) -> None:
+    from archon.tune.space import suggest
+
+    s = spec(trials=1, budget={"flops": 1e8})
+    s.pipeline[0].params["n"].tune.high, s.pipeline[0].params["n"].tune.step = 31, 3  # n in 1, 4, 7 ... 31
+    study = Study(s, PROBLEMS, tmp_path, TuneOptions.from_spec(s))
+
+    def running() -> optuna.Trial:
+        trial = study.study.ask()
+        suggest(trial, study.spec)
+        return trial
+
+    try:
+        study.study.enqueue_trial({"a.engine": "large", "a.n": 31, "a.temperature": 0.5})
+        trial = running()
+        study._repair(trial, {"flops": 2.0})  # three times over: 31 / 3 = 10.3, on the grid 10
+        ((params, attrs),) = waiting(study)
+        assert params["a.n"] == 10 and attrs == {"repair_of": trial.number, "repair_depth": 1}
+        study._repair(trial, {"flops": 2.0})  # the same repair again: already queued, skipped
+        study._repair(trial, {"flops": 100.0})  # n would fall below its range: nothing queued
+        assert len(waiting(study)) == 1
+
+        deep = running()  # the queued repair
+        assert deep.params["a.n"] == 10 and deep.user_attrs["repair_depth"] == 1
+        study._repair(deep, {"flops": 0.05})  # barely over: one step down
+        ((params, attrs),) = waiting(study)
+        assert params["a.n"] == 7 and attrs["repair_depth"] == 2
+        study._repair(running(), {"flops": 1.0})  # a repair of a repair of a repair: not queued
+        assert waiting(study) == []
+    finally:
+        study.close()

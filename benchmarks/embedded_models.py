@@ -28,11 +28,14 @@ from pathlib import Path
 
 import torch
 
-from archon import data, models
-from archon.core.metrics import majority, pass_at_k, roc_auc
-from archon.data.facts import context_prompt
-from archon.models.training.reward import Labeled, label, score
-from archon.models.training.sampling import final_answer, sample
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # before benchmarks/, whose verifiers.py would shadow the verifiers package
+
+from archon import data, models  # noqa: E402
+from archon.core.metrics import majority, pass_at_k, roc_auc  # noqa: E402
+from archon.data.facts import context_prompt  # noqa: E402
+from archon.models.training.reward import Labeled, label, score  # noqa: E402
+from archon.models.training.sampling import final_answer, sample  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RECOMMENDED_TEMPERATURE = 1.0

@@ -291,6 +291,7 @@ def summarize(records: Sequence[dict[str, Any]], ledger: Ledger, seconds: float)
 def _build_verifier(spec: VerifierSpec, name: str, engine: Callable[[], Any] | None) -> Any:
     from verifiers.certainty import SelfCertainty
     from verifiers.judge import GenerativeVerifier, YesNoJudge
+    from verifiers.noisy import NoisyStepChecker
     from verifiers.reward import RewardModel
     from verifiers.steps import ArithStepChecker
 
@@ -301,6 +302,8 @@ def _build_verifier(spec: VerifierSpec, name: str, engine: Callable[[], Any] | N
         checker = ArithStepChecker(**opts)
         checker.name = name
         return checker
+    if spec.kind == "noisy_arith_steps":  # a synthetic instrument (exact checker + noise), not a learned verifier
+        return NoisyStepChecker(name=name, **opts)
     if spec.kind == "answer":
         return ReferenceAnswer(name)
     assert engine is not None

@@ -55,3 +55,32 @@ def test_pipeline_benchmark_quick_run_writes_every_example():
     for row in report["examples"].values():
         assert 0 <= row["accuracy"] <= row["coverage"] <= 1 and row["flops_per_problem"] > 0
     assert report["best_of_n_one_at_a_time_seconds"] > 0
+
+
+def test_the_copy_error_set_copies_wrong_and_computes_right():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from selection import copy_error_set
+
+    from archon import data
+    from verifiers.arith import apply, first_wrong_step, parse_question
+
+    problems = data.load("arith", "dev")[:200]
+    cases = copy_error_set(problems)
+    assert len(cases) >= 190 and {k for *_, k in cases} == {"first operand", "second operand", "operator"}
+    for p, good, bad, kind in cases:
+        assert good == p.metadata["solution"] and first_wrong_step(p.question, bad) is not None
+        chain, lines = parse_question(p.question), bad.split("\n")
+        wrong = [i for i, line in enumerate(lines[:-1]) if line != good.split("\n")[i]]
+        i = wrong[0]
+        a, op, x, _, c = lines[i].split()
+        assert apply(int(a), op, int(x)) == int(c)  # the arithmetic of the wrong step is right
+        if kind == "first operand":
+            assert int(a) != chain.values()[i] and (op, int(x)) == (chain.ops[i], chain.operands[i])
+        elif kind == "second operand":
+            assert int(a) == chain.values()[i] and int(x) != chain.operands[i]
+        else:
+            assert op != chain.ops[i]
+        for j in range(i + 1, len(lines) - 1):  # later steps go on, right, from the wrong value
+            a2, op2, x2, _, c2 = lines[j].split()
+            assert int(a2) == int(lines[j - 1].split()[-1]) and apply(int(a2), op2, int(x2)) == int(c2)
+        assert lines[-1] == f"#### {lines[-2].split()[-1]}"

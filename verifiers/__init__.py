@@ -15,6 +15,7 @@ _EXPORTS = {
     "run_unit_tests": "verifiers.sandbox",
     "TestOutcome": "verifiers.sandbox",
     "ArithStepChecker": "verifiers.steps",
+    "NoisyStepChecker": "verifiers.noisy",
     "RewardModel": "verifiers.reward",
     "RewardConfig": "verifiers.reward",
     "SelfCertainty": "verifiers.certainty",

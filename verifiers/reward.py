@@ -7,13 +7,27 @@ model's name:
 
 ==================  ===========================================================================
 ``kind``            ``process`` (read at every step delimiter) or ``outcome`` (read at the end)
+``read``            ``head`` (a classification head's logits, the default) or ``teacher_forced``
+                    (a causal LM's probability of the tokens as written; see below)
 ``prompt``          ``chat_template`` (question through the tokenizer's chat template, generation
                     prompt added) or ``text`` (the question as plain text, then a newline)
 ``step_delimiter``  the text that ends a step; one is appended after the last step
 ``score``           ``sigmoid`` (of the first logit) or ``softmax`` (probability of
-                    ``positive_label``)
+                    ``positive_label``); ``probability`` for ``teacher_forced``
+``isolated_pattern``  (``teacher_forced``) a regular expression with groups ``lhs`` and ``rhs``:
+                    the ``rhs`` of a step that matches is checked after ``lhs`` alone
 ``higher_is_better``  whether a higher score means a better solution
 ==================  ===========================================================================
+
+A ``teacher_forced`` verifier is a causal LM (``...ForCausalLM``) read by teacher forcing, in two
+kinds of forward pass. The *context* pass reads the question (as ``prompt`` says) and the solution,
+its steps joined by ``step_delimiter``, then the eos token: a step's tokens are read there after the
+question and the earlier steps (for a step that matches ``isolated_pattern``, only up to the end of
+``lhs``; for any other step, the whole step and the delimiter or eos after it). The *isolated* pass
+reads ``<bos> lhs rhs <eos>`` of each matching step alone: the tokens of ``rhs`` and the eos. A
+step's score is the product of the probabilities of its read tokens, so it is low when an operand was
+copied wrong (context) or a result computed wrong (isolated); a solution's score aggregates its steps
+(``aggregation``; an outcome model: their product).
 
 Calls from many problems are batched through the kernel's :class:`~archon.core.batcher.MicroBatcher`,
 and :meth:`RewardModel.charged` charges them to a ledger like any model call.
@@ -22,6 +36,8 @@ and :meth:`RewardModel.charged` charges them to a ledger like any model call.
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -39,11 +55,13 @@ class RewardConfig:
     """How a reward model reads a solution (see the module's table)."""
 
     kind: Literal["process", "outcome"]
+    read: Literal["head", "teacher_forced"] = "head"
     prompt: Literal["chat_template", "text"] = "chat_template"
     step_delimiter: str = "\n"
-    score: Literal["sigmoid", "softmax"] = "sigmoid"
+    score: Literal["sigmoid", "softmax", "probability"] = "sigmoid"
     positive_label: int = 1
     higher_is_better: bool = True
+    isolated_pattern: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "reward config") -> RewardConfig:
@@ -56,7 +74,19 @@ class RewardConfig:
             raise ValueError(f"{where}: prompt must be 'chat_template' or 'text', got {cfg.prompt!r}")
         if str(cfg.score).startswith("sigmoid"):
             cfg = _replace(cfg, score="sigmoid")
-        if cfg.score not in ("sigmoid", "softmax"):
+        if cfg.read not in ("head", "teacher_forced"):
+            raise ValueError(f"{where}: read must be 'head' or 'teacher_forced', got {cfg.read!r}")
+        if cfg.read == "teacher_forced":
+            if cfg.score != "probability":
+                raise ValueError(f"{where}: a teacher_forced reading scores by 'probability', got {cfg.score!r}")
+            if cfg.isolated_pattern is not None:
+                try:
+                    groups = re.compile(cfg.isolated_pattern).groupindex
+                except re.error as exc:
+                    raise ValueError(f"{where}: isolated_pattern is not a regular expression: {exc}") from None
+                if not {"lhs", "rhs"} <= set(groups):
+                    raise ValueError(f"{where}: isolated_pattern must have the groups (?P<lhs>...) and (?P<rhs>...)")
+        elif cfg.score not in ("sigmoid", "softmax"):
             raise ValueError(f"{where}: score must be 'sigmoid' or 'softmax', got {cfg.score!r}")
         if not cfg.step_delimiter:
             raise ValueError(f"{where}: step_delimiter must not be empty")
@@ -67,6 +97,18 @@ class RewardConfig:
 class _Item:
     ids: list[int]
     reads: list[int]
+
+
+@dataclass
+class _Plan:
+    """Forward passes for some candidates, and where each candidate's scores come from.
+
+    ``steps[c][s]`` lists the (item, read) pairs of step ``s`` of candidate ``c`` (a teacher-forced
+    reading), or ``steps`` is ``None`` when item ``c`` holds candidate ``c``'s scores.
+    """
+
+    items: list[_Item]
+    steps: list[list[list[tuple[int, int]]]] | None = None
 
 
 def _key(item: _Item) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -121,7 +163,12 @@ class RewardModel:
 
         where = resolve_model(model)
         self.config = self._read_config(where, config)
-        auto = AutoModelForTokenClassification if self.config.kind == "process" else AutoModelForSequenceClassification
+        if self.config.read == "teacher_forced":
+            from transformers import AutoModelForCausalLM as auto
+        elif self.config.kind == "process":
+            auto = AutoModelForTokenClassification
+        else:
+            auto = AutoModelForSequenceClassification
         self.device = torch.device(device)
         self.model = auto.from_pretrained(where).to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(where)
@@ -130,8 +177,9 @@ class RewardModel:
         self.aggregation = aggregation
         self.chunk_tokens = chunk_tokens
         self.compute_seconds = 0.0
-        self._prompts: dict[str, str] = {}
         """Time spent in forward passes (for measuring orchestration overhead)."""
+        self._prompts: dict[str, str] = {}
+        self._isolated = re.compile(self.config.isolated_pattern) if self.config.isolated_pattern else None
         self.cost = CostModel.from_config(self.model.config, name=self.name)
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else 0)
@@ -169,7 +217,13 @@ class RewardModel:
         return text
 
     def encode(self, problem: Problem, candidate: Candidate) -> tuple[list[int], list[int]]:
-        """Token ids of (question, solution) and the positions to read (every step's end, or the last token)."""
+        """Token ids of (question, solution) and the positions to read (every step's end, or the last token).
+
+        For a ``teacher_forced`` reading: the context pass's ids and the positions of the tokens it reads.
+        """
+        if self.config.read == "teacher_forced":
+            item = self.plan(problem, [candidate]).items[0]
+            return list(item.ids), list(item.reads)
         return self.encode_many(problem, [candidate])[0]
 
     def encode_many(self, problem: Problem, candidates: Sequence[Candidate]) -> list[tuple[list[int], list[int]]]:
@@ -180,6 +234,57 @@ class RewardModel:
         distinct = list(dict.fromkeys(steps))
         encoded = dict(zip(distinct, self._encode_steps(self._prompt(problem), distinct), strict=True))
         return [(list(encoded[s][0]), list(encoded[s][1])) for s in steps]
+
+    def plan(self, problem: Problem, candidates: Sequence[Candidate]) -> _Plan:
+        """The forward passes that score ``candidates``, and how their reads make each candidate's step scores."""
+        if self.config.read != "teacher_forced":
+            return _Plan([_Item(*e) for e in self.encode_many(problem, candidates)])
+        steps = [tuple(c.steps(self.config.step_delimiter)) for c in candidates]
+        prompt = self._prompt(problem)
+        items: list[_Item] = []
+        layouts: dict[tuple[str, ...], list[list[tuple[int, int]]]] = {}
+        for s in dict.fromkeys(steps):
+            layouts[s] = self._encode_teacher_forced(prompt, s, items)
+        return _Plan(items, [layouts[s] for s in steps])
+
+    def _encode_teacher_forced(
+        self, prompt: str, steps: Sequence[str], items: list[_Item]
+    ) -> list[list[tuple[int, int]]]:
+        """Append a solution's passes to ``items``; return, per step, its reads as (item, read) pairs."""
+        cfg, tok = self.config, self.tokenizer
+        text = prompt + cfg.step_delimiter.join(steps)
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, starts = list(enc["input_ids"]), [a for a, _ in enc["offset_mapping"]]
+        eos = tok.eos_token_id
+        context = _Item([*ids, eos] if eos is not None else ids, [])
+        items.append(context)
+        at_context = len(items) - 1
+        layout: list[list[tuple[int, int]]] = []
+        at = len(prompt)
+        for i, step in enumerate(steps):
+            last = i == len(steps) - 1
+            match = self._isolated.match(step) if self._isolated else None
+            end = at + (len(match.group("lhs")) if match else len(step) + (0 if last else len(cfg.step_delimiter)))
+            reads = [t for t in range(1, len(ids)) if at <= starts[t] < end]
+            if last and eos is not None:
+                reads.append(len(ids))
+            pairs = []
+            for t in reads:
+                pairs.append((at_context, len(context.reads)))
+                context.reads.append(t)
+            if match:
+                lhs, rhs = match.group("lhs"), match.group("rhs")
+                iso = tok(lhs + rhs, add_special_tokens=False, return_offsets_mapping=True)
+                head = [] if tok.bos_token_id is None else [tok.bos_token_id]
+                iso_ids = [*head, *iso["input_ids"], *([] if eos is None else [eos])]
+                iso_reads = [len(head) + k for k, (a, _) in enumerate(iso["offset_mapping"]) if a >= len(lhs)]
+                if eos is not None:
+                    iso_reads.append(len(iso_ids) - 1)
+                items.append(_Item(iso_ids, [t for t in iso_reads if t > 0]))
+                pairs.extend((len(items) - 1, k) for k in range(len(items[-1].reads)))
+            layout.append(pairs)
+            at += len(step) + len(cfg.step_delimiter)
+        return layout
 
     def _encode_steps(self, prompt: str, steps: Sequence[Sequence[str]]) -> list[tuple[list[int], list[int]]]:
         cfg = self.config
@@ -215,26 +320,34 @@ class RewardModel:
 
     async def score(self, problem: Problem, candidates: Sequence[Candidate]) -> list[float]:
         """One score per candidate (a process model's step scores aggregated by ``aggregation``)."""
-        scores = await self._scores(problem, candidates)
+        return self._solution_scores(await self._scores(problem, candidates))
+
+    def _solution_scores(self, scores: list[list[float]]) -> list[float]:
         if self.config.kind == "outcome":
-            return [s[0] for s in scores]
+            return [math.prod(s) if self.config.read == "teacher_forced" else s[0] for s in scores]
         return [aggregate(s, self.aggregation) for s in scores]
 
     def items(self, problem: Problem, candidates: Sequence[Candidate]) -> list[_Item]:
-        """The encoded candidates (token ids and read positions), ready to score or to price."""
-        return [_Item(*e) for e in self.encode_many(problem, candidates)]
+        """The encoded forward passes (token ids and read positions), ready to score or to price."""
+        return self.plan(problem, candidates).items
 
     async def _scores(
-        self, problem: Problem, candidates: Sequence[Candidate], items: list[_Item] | None = None
+        self, problem: Problem, candidates: Sequence[Candidate], plan: _Plan | None = None
     ) -> list[list[float]]:
         """Every candidate's scores; identical encodings (the same solution sampled twice) are scored once."""
         import asyncio
 
-        items = items if items is not None else self.items(problem, candidates)
-        distinct = _distinct(items)
+        plan = plan if plan is not None else self.plan(problem, candidates)
+        distinct = _distinct(plan.items)
         scored = await asyncio.gather(*(self._batcher.submit(it, len(it.ids)) for it in distinct.values()))
         by_key = dict(zip(distinct, scored, strict=True))
-        return [list(by_key[_key(it)]) for it in items]
+        values = [by_key[_key(it)] for it in plan.items]
+        if plan.steps is None:
+            return [list(v) for v in values]
+        for v in values:
+            if isinstance(v, Exception):
+                raise v
+        return [[math.exp(sum(values[i][k] for i, k in pairs)) for pairs in layout] for layout in plan.steps]
 
     def _run_batch(self, items: Sequence[_Item]) -> list[Any]:
         """Score a batch in chunks of similar lengths (little padding), each one forward pass."""
@@ -272,6 +385,10 @@ class RewardModel:
                 logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
             out = []
             for r, it in enumerate(items):
+                if self.config.read == "teacher_forced":
+                    rows = torch.log_softmax(logits[r, [t - 1 for t in it.reads]], dim=-1)
+                    out.append(rows.gather(1, ids[r, it.reads].unsqueeze(1).to(rows.device))[:, 0].tolist())
+                    continue
                 rows = logits[r, it.reads] if self.config.kind == "process" else logits[r].unsqueeze(0)
                 out.append(self._read(rows).tolist())
             return out
@@ -317,10 +434,10 @@ class ChargedReward:
         self.config, self.aggregation = reward.config, reward.aggregation
 
     async def _charged(self, problem: Problem, candidates: Sequence[Candidate]) -> list[list[float]]:
-        items = self.reward.items(problem, candidates)
-        flops, tokens = self.reward.items_flops(items)
+        plan = self.reward.plan(problem, candidates)
+        flops, tokens = self.reward.items_flops(plan.items)
         with self.ledger.charged(self.scope, Cost(flops=flops, prompt_tokens=tokens, calls=1)):
-            return await self.reward._scores(problem, candidates, items)
+            return await self.reward._scores(problem, candidates, plan)
 
     async def score_steps(self, problem: Problem, candidates: Sequence[Candidate]) -> list[list[float]]:
         """:meth:`RewardModel.score_steps`, charged."""
@@ -330,10 +447,7 @@ class ChargedReward:
 
     async def score(self, problem: Problem, candidates: Sequence[Candidate]) -> list[float]:
         """:meth:`RewardModel.score`, charged."""
-        scores = await self._charged(problem, candidates)
-        if self.reward.config.kind == "outcome":
-            return [s[0] for s in scores]
-        return [aggregate(s, self.reward.aggregation) for s in scores]
+        return self.reward._solution_scores(await self._charged(problem, candidates))
 
 
 def _replace(cfg: RewardConfig, **changes: Any) -> RewardConfig:

@@ -1,7 +1,8 @@
-"""Evaluation metrics that are pure math: unbiased pass@k and majority voting."""
+"""Evaluation metrics that are pure math: unbiased pass@k, voting, and how well a verifier selects."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Hashable, Sequence
 
@@ -65,3 +66,59 @@ def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
         rank_sum += sum(avg for k in range(i, j + 1) if labels[order[k]])
         i = j + 1
     return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def within_problem_auc(groups: Sequence[tuple[Sequence[float], Sequence[bool]]]) -> float:
+    """Pairwise AUC over pairs of one correct and one wrong solution *of the same problem*.
+
+    ``groups`` holds, per problem, its solutions' scores and correctness. Every (correct, wrong)
+    pair within a problem counts once (ties one half), pooled over problems; problems whose
+    solutions are all right or all wrong contribute no pair. This is what a verifier used for
+    selection must be good at; an AUC over all solutions pooled also rewards telling easy problems
+    from hard ones. Raises ``ValueError`` when no problem has a pair.
+
+    Example:
+        >>> within_problem_auc([([0.9, 0.2], [True, False]), ([0.1, 0.5, 0.5], [True, False, True])])
+        0.5
+    """
+    wins = pairs = 0.0
+    for scores, labels in groups:
+        pos = [s for s, ok in zip(scores, labels, strict=True) if ok]
+        neg = [s for s, ok in zip(scores, labels, strict=True) if not ok]
+        for p in pos:
+            for q in neg:
+                wins += 1.0 if p > q else 0.5 if p == q else 0.0
+        pairs += len(pos) * len(neg)
+    if not pairs:
+        raise ValueError("within_problem_auc: no problem has both a correct and a wrong solution")
+    return wins / pairs
+
+
+def best_of(answers: Sequence[Hashable | None], scores: Sequence[float]) -> Hashable | None:
+    """The answer of the highest-scoring solution (ties: the first; ``nan`` scores lose).
+
+    Example:
+        >>> best_of(["1", "2", "3"], [0.2, 0.9, 0.9])
+        '2'
+    """
+    valid = [i for i, s in enumerate(scores) if not math.isnan(s)]
+    if not valid:
+        return answers[0] if answers else None
+    return answers[max(valid, key=lambda i: (scores[i], -i))]
+
+
+def weighted_majority(answers: Sequence[Hashable | None], scores: Sequence[float]) -> Hashable | None:
+    """The answer whose solutions' scores sum highest (``None`` answers and ``nan`` scores skipped).
+
+    Example:
+        >>> weighted_majority(["1", "2", "2"], [0.9, 0.5, 0.5])
+        '2'
+    """
+    total: dict[Hashable, float] = {}
+    for a, s in zip(answers, scores, strict=True):
+        if a is not None and not math.isnan(s):
+            total[a] = total.get(a, 0.0) + s
+    if not total:
+        return None
+    top = max(total.values())
+    return next(a for a in answers if a in total and total[a] == top)

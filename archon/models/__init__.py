@@ -1,16 +1,17 @@
 """The embedded models and model-name resolution.
 
-The package ships four small models trained from scratch by
+The package ships five small models trained from scratch by
 ``python -m archon.models.training`` (see each model's ``README.md`` card):
 
-=========  ==========================================================
-name       what it is for
-=========  ==========================================================
-tiny-l     the larger causal LM (arith and facts); the default policy
-tiny-s     a several times smaller causal LM: the cheap model
-tiny-prm   process reward model: one score per arith solution step
-tiny-orm   outcome reward model: one score per arith solution
-=========  ==========================================================
+=============  ==========================================================
+name           what it is for
+=============  ==========================================================
+tiny-l         the larger causal LM (arith and facts); the default policy
+tiny-s         a smaller causal LM: the cheap model
+tiny-prm       process verifier: one score per arith solution step
+tiny-prm-weak  an early checkpoint of tiny-prm: a learned, imperfect PRM
+tiny-orm       outcome verifier: one score per arith solution
+=============  ==========================================================
 
 Everywhere the project takes a model it takes an embedded name, a local
 Hugging Face model directory, or a hub id (:func:`resolve`).
@@ -31,8 +32,9 @@ from archon.core.models import EMBEDDED_DIR, resolve_model
 PURPOSES = {
     "tiny-l": "causal LM, arith + facts; default policy model",
     "tiny-s": "smaller causal LM, arith + facts; cheap model",
-    "tiny-prm": "process reward model: a score per arith step",
-    "tiny-orm": "outcome reward model: a score per arith solution",
+    "tiny-prm": "process verifier: a score per arith step (teacher-forced step checker)",
+    "tiny-prm-weak": "early checkpoint of tiny-prm: a weaker learned process verifier",
+    "tiny-orm": "outcome verifier: a score per arith solution",
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from samplers.engines import EngineConfig
+from verifiers.noisy import check_options as check_noisy_options
 
 
 class _Strict(BaseModel):
@@ -106,10 +107,24 @@ class NodeSpec(_Strict):
 class VerifierSpec(_Strict):
     """A named verifier: its kind, the model or engine it uses, its options."""
 
-    kind: Literal["reward_model", "arith_steps", "answer", "yes_no_judge", "generative_judge", "self_certainty"]
+    kind: Literal[
+        "reward_model",
+        "arith_steps",
+        "noisy_arith_steps",
+        "answer",
+        "yes_no_judge",
+        "generative_judge",
+        "self_certainty",
+    ]
     model: str | None = None
     engine: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _noisy_options(self) -> VerifierSpec:
+        if self.kind == "noisy_arith_steps":  # a synthetic instrument: its options are checked before anything runs
+            check_noisy_options(self.options)
+        return self
 
 
 class RetrieverSpec(_Strict):
@@ -147,6 +162,8 @@ class TuneSpec(_Strict):
     constraints. ``minibatch``: evaluate each trial on this many problems of the split, then re-evaluate
     the best ``reevaluate`` trials on the whole split. ``repair``: a trial over the budget is tried again
     next with its cost knobs (the chosen ops' ``n``) scaled down by the budget's share of its cost.
+    ``startup``: ``cover`` begins a new study with a few queued trials in which every categorical
+    choice (conditional ones included) appears, before the sampler proposes; ``none`` leaves it out.
     """
 
     objectives: list[Literal["accuracy", "flops", "latency", "tokens", "seconds", "dollars"]] = Field(
@@ -167,6 +184,9 @@ class TuneSpec(_Strict):
         True, description="after a trial over the budget, try it next with its sample counts (n) scaled to fit"
     )
     seed: int = 0
+    startup: Literal["cover", "none"] = Field(
+        "cover", description="cover: first try every categorical choice once (queued trials); none: the sampler only"
+    )
 
     @field_validator("budget")
     @classmethod

@@ -23,7 +23,7 @@ def test_version():
 def test_models_lists_every_embedded_model_with_its_size():
     out = archon("models")
     assert out.returncode == 0, out.stderr
-    for name in ("tiny-l", "tiny-s", "tiny-prm", "tiny-orm"):
+    for name in ("tiny-l", "tiny-s", "tiny-prm", "tiny-prm-weak", "tiny-orm"):
         assert name in out.stdout
     assert "LlamaForCausalLM" in out.stdout and "MB" in out.stdout
 

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
 def test_training_scripts_smoke(tmp_path):
@@ -16,21 +16,33 @@ def test_training_scripts_smoke(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     timings = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(timings) == {"tiny-l", "tiny-s", "samples", "tiny-prm", "tiny-orm"}
-    for name in ("tiny-l", "tiny-s", "tiny-prm", "tiny-orm"):
+    assert set(timings) == {"tiny-l", "tiny-s", "tiny-prm"}
+    for name in ("tiny-l", "tiny-s", "tiny-prm", "tiny-prm-weak", "tiny-orm"):
         assert (tmp_path / name / "model.safetensors").is_file()
         AutoTokenizer.from_pretrained(tmp_path / name)
-    AutoModelForCausalLM.from_pretrained(tmp_path / "tiny-s")
-    AutoModelForTokenClassification.from_pretrained(tmp_path / "tiny-prm")
-    assert json.loads((tmp_path / "tiny-orm" / "reward_config.json").read_text())["kind"] == "outcome"
+        AutoModelForCausalLM.from_pretrained(tmp_path / name)
+    for name, kind in (("tiny-prm", "process"), ("tiny-prm-weak", "process"), ("tiny-orm", "outcome")):
+        reading = json.loads((tmp_path / name / "reward_config.json").read_text())
+        assert reading["kind"] == kind and reading["read"] == "teacher_forced"
 
 
 def test_shipped_models_were_trained_with_the_scripts_specs():
     from dataclasses import asdict
 
     from archon import models
-    from archon.models.training.__main__ import SPECS
+    from archon.models.training.__main__ import CHECKERS, OUTCOME, SPECS, WEAK
 
     for name, phases in SPECS.items():
         record = json.loads((models.path(name) / "training.json").read_text())
         assert [p["spec"] for p in record["phases"]] == [asdict(s) for s in phases], name
+    for name, phases in CHECKERS.items():
+        record = json.loads((models.path(name) / "training.json").read_text())
+        assert [p["spec"] for p in record["phases"]] == [asdict(s) for s in phases], name
+    weak = json.loads((models.path(f"{WEAK[0]}-weak") / "training.json").read_text())
+    assert [p["spec"] for p in weak["phases"]] == [asdict(s) for s in CHECKERS[WEAK[0]][: WEAK[1]]]
+    for name, source in OUTCOME.items():  # the same weights, read as an outcome verifier
+        same = (models.path(name) / "model.safetensors").read_bytes() == (
+            models.path(source) / "model.safetensors"
+        ).read_bytes()
+        reading = json.loads((models.path(name) / "reward_config.json").read_text())
+        assert same and reading["kind"] == "outcome"

@@ -1,29 +1,33 @@
 """Train every embedded model from scratch: ``python -m archon.models.training [--out DIR]``.
 
-Order: the tokenizer, ``tiny-l``, ``tiny-s``, then ``tiny-l``'s samples on
-training-world arith problems, and the reward models ``tiny-prm`` and
-``tiny-orm`` fine-tuned from ``tiny-l`` on them. Seeds are fixed; on 2 CPU
-cores the whole run takes under an hour. ``--smoke`` runs a few steps of
-each stage into a temporary directory (the test suite does this).
+Order: ``tiny-l``, ``tiny-s``, then the verifier ``tiny-prm`` (with ``tiny-prm-weak``, the model
+after its first phase): a step-checking causal LM trained on the training world's steps and chains
+(``training.checker``), not on any policy's samples; ``tiny-orm`` is ``tiny-prm``'s weights read as an
+outcome verifier (``tiny-prm`` must exist when it is made). Everything comes from the training
+worlds, never from the shipped dev/test problems; seeds are fixed. ``--only`` runs some stages;
+``--smoke`` runs a few steps of each into a temporary directory (the test suite does this). Times on
+2 CPU cores are in each model's ``training.json`` and card.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from archon.models.training.checker import CheckerSpec, train_checker, write_reading
 from archon.models.training.lm import LMSpec, train_lm
-from archon.models.training.reward import RewardSpec, draw_samples, train_reward
 
 EMBEDDED = Path(__file__).resolve().parents[1] / "embedded"
 
 _L = {"hidden": 128, "layers": 4, "heads": 4, "kv_heads": 2, "intermediate": 384}
-_S = {"hidden": 64, "layers": 2, "heads": 2, "kv_heads": 1, "intermediate": 192}
+_S = {"hidden": 96, "layers": 3, "heads": 3, "kv_heads": 1, "intermediate": 256}
 # Phases: first mostly copying exercises, so that the model learns to look things up
 # (induction) before the arithmetic takes over; then the main mixture; for tiny-l, three
 # last facts-heavy phases for reading documents, mostly from the open-ended world of
@@ -39,23 +43,34 @@ SPECS = {
         replace(_READ, facts_fraction=0.0, open_facts_fraction=0.6, seed=4),
     ],
     "tiny-s": [
-        LMSpec(**_S, steps=300, lr=2e-3, warmup=50, facts_fraction=0.3, copy_fraction=0.5, seed=0),
-        LMSpec(**_S, steps=900, lr=3e-3, warmup=50, facts_fraction=0.3, copy_fraction=0.15, seed=1),
+        LMSpec(**_S, steps=400, lr=2e-3, warmup=50, facts_fraction=0.2, copy_fraction=0.5, seed=0),
+        LMSpec(**_S, steps=3000, lr=3e-3, warmup=50, facts_fraction=0.2, copy_fraction=0.1, seed=1),
     ],
 }
-REWARD = RewardSpec()
+CHECKERS = {
+    "tiny-prm": [
+        CheckerSpec(),
+        CheckerSpec(steps=3000, lr=1e-3, warmup=50, chain_fraction=0.1, seed=13, steps_kept=()),
+    ],
+}
+"""Each process verifier's phases (each starts from the previous one's weights)."""
+WEAK = ("tiny-prm", 1)
+"""``tiny-prm-weak`` is ``tiny-prm`` after this many of its phases."""
+OUTCOME = {"tiny-orm": "tiny-prm"}
+"""Outcome verifiers that are a process verifier's weights read as an outcome model (``reward_config.json``)."""
+STAGES = ["tiny-l", "tiny-s", "tiny-prm", "tiny-orm"]
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(prog="python -m archon.models.training", description=__doc__)
     ap.add_argument("--out", type=Path, default=EMBEDDED, help="where the model directories go")
-    ap.add_argument("--only", nargs="*", choices=["tiny-l", "tiny-s", "rewards"], help="stages to run")
+    ap.add_argument("--only", nargs="*", choices=STAGES, help="stages to run")
     ap.add_argument("--smoke", action="store_true", help="a few steps of every stage")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    stages = args.only or ["tiny-l", "tiny-s", "rewards"]
+    stages = args.only or STAGES
     timings: dict[str, float] = {}
     for name in ("tiny-l", "tiny-s"):
         if name in stages:
@@ -67,26 +82,26 @@ def main(argv: list[str] | None = None) -> None:
                 init = args.out / name if phase else None
                 train_lm(spec, args.out / name, init=init, log_every=0 if args.smoke else 100)
             timings[name] = time.perf_counter() - t0
-    if "rewards" in stages:
-        spec = REWARD
-        if args.smoke:
-            spec = replace(spec, problems=4, samples=2, steps=2, batch=4)
-        from transformers import LlamaForCausalLM
-
+    for name, phases in CHECKERS.items():
+        if name not in stages:
+            continue
+        print(f"== {name}", flush=True)
         t0 = time.perf_counter()
-        print("== sampling tiny-l for the reward models", flush=True)
-        policy = LlamaForCausalLM.from_pretrained(str(args.out / "tiny-l"))
-        data = draw_samples(policy, spec)
-        timings["samples"] = time.perf_counter() - t0
-        ok = sum(x.correct for x in data)
-        print(f"{len(data)} samples, {ok} correct", flush=True)
-        for name, process in (("tiny-prm", True), ("tiny-orm", False)):
-            t0 = time.perf_counter()
-            print(f"== {name}", flush=True)
-            train_reward(
-                args.out / "tiny-l", data, args.out / name, spec, process=process, log_every=0 if args.smoke else 50
-            )
-            timings[name] = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory() as tmp:
+            for phase, spec in enumerate(phases):
+                if args.smoke:
+                    spec = replace(spec, steps=3, warmup=1, step_batch=4, chain_batch=2, steps_kept=())
+                init = args.out / name if phase else None
+                train_checker(spec, args.out / name, checkpoints=tmp, init=init, log_every=0 if args.smoke else 200)
+                if (name, phase + 1) == WEAK:
+                    shutil.rmtree(args.out / f"{name}-weak", ignore_errors=True)
+                    shutil.copytree(args.out / name, args.out / f"{name}-weak")
+        timings[name] = time.perf_counter() - t0
+    for name, source in OUTCOME.items():
+        if name in stages:
+            shutil.rmtree(args.out / name, ignore_errors=True)
+            shutil.copytree(args.out / source, args.out / name)
+            write_reading(args.out / name, "outcome")
     print(json.dumps({k: round(v, 1) for k, v in timings.items()}), flush=True)
 
 

@@ -249,6 +249,10 @@ def tune(
         str | None, typer.Option(help="accuracy (default) or accuracy,flops / accuracy,latency for a front.")
     ] = None,
     sampler: Annotated[str | None, typer.Option(help="tpe (default), nsga2, gp or random.")] = None,
+    startup: Annotated[
+        str | None,
+        typer.Option(help="cover (default): a new study first tries every categorical choice once; none: off."),
+    ] = None,
     minibatch: Annotated[int | None, typer.Option(help="Score trials on N problems; re-score the best.")] = None,
     storage: Annotated[str | None, typer.Option(help="Optuna RDB URL (postgresql://...); default SQLite.")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes sharing the study.")] = 1,
@@ -300,6 +304,7 @@ def tune(
         hardware=hardware,
         objectives=objectives.split(",") if objectives else None,
         sampler=sampler,
+        startup=startup,
         minibatch=minibatch,
         storage=storage,
         workers=workers,
@@ -365,6 +370,7 @@ def tune(
 
 def _check_options(options: Any) -> None:
     from archon.spec import SpecError
+    from archon.tune.startup import STARTUPS
 
     if ("latency" in options.budget or "latency" in options.objectives) and not options.hardware:
         raise SpecError("--budget-latency (or a latency objective) needs --hardware NAME (see archon hardware list)")
@@ -380,6 +386,8 @@ def _check_options(options: Any) -> None:
             raise SpecError(f"--objectives: unknown cost {o!r}; one of {', '.join(known)}")
     if options.sampler not in ("tpe", "nsga2", "gp", "random"):
         raise SpecError(f"--sampler: unknown sampler {options.sampler!r}; one of tpe, nsga2, gp, random")
+    if options.startup not in STARTUPS:
+        raise SpecError(f"--startup: unknown startup design {options.startup!r}; one of {', '.join(STARTUPS)}")
 
 
 class _TrialTable:

@@ -11,6 +11,7 @@ _EXPORTS = {
     "suggest": "archon.tune.space",
     "concretize": "archon.tune.space",
     "space_names": "archon.tune.space",
+    "cover": "archon.tune.startup",
     "write_report": "archon.tune.report",
     "load_study": "archon.tune.report",
     "pareto_front": "archon.tune.report",

@@ -55,11 +55,25 @@ def space_names(spec: Spec) -> list[str]:
         if isinstance(node.op, Tunable):
             names.append(f"{node.id}.op")
         for op in node.op_choices():
-            for key, value in node.params_for(op, _fields(op)).items():
-                name = _param_name(node, op, key)
-                if isinstance(value, Tunable) and name not in names:
-                    names.append(name)
+            names.extend(name for name in op_space(node, op) if name not in names)
     return names
+
+
+def op_space(node: NodeSpec, op: str) -> dict[str, TuneRange]:
+    """The tuned parameters ``node`` has in a trial that keeps it and chose ``op``, by name, in walk order.
+
+    Example:
+        >>> from archon.spec import parse_spec
+        >>> s = parse_spec({"engines": {"m": {"model": "tiny-l"}}, "pipeline": [{"id": "a", "op": "sample",
+        ...     "params": {"engine": "m", "n": {"tune": {"type": "int", "low": 1, "high": 8}}}}]})
+        >>> list(op_space(s.pipeline[0], "sample"))
+        ['a.n']
+    """
+    return {
+        _param_name(node, op, key): value.tune
+        for key, value in node.params_for(op, _fields(op)).items()
+        if isinstance(value, Tunable)
+    }
 
 
 def cost_knobs(spec: Spec, params: Mapping[str, Any]) -> list[str]:

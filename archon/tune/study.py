@@ -5,7 +5,8 @@ PostgreSQL), ``cache.sqlite`` (the generation cache shared by every trial and wo
 spec tuned), and, when the study ends, ``best.yaml`` (a concrete spec ``archon run`` accepts) and
 ``summary.json``. Optuna writes each trial when it finishes, so a study killed at any moment — even by
 ``kill -9`` — loses only the trials in flight; ``resume=True`` continues it (heartbeats mark the trials of
-a dead worker failed, and they are retried once).
+a dead worker failed, and they are retried once). A new study begins with a startup design (see
+:mod:`archon.tune.startup`): queued trials that try every categorical choice before the sampler proposes.
 
 Example:
     >>> from archon.spec import parse_spec
@@ -37,6 +38,7 @@ from archon.spec.load import SpecError
 from archon.spec.models import Spec
 from archon.tune.evaluate import Evaluator
 from archon.tune.space import concretize, cost_knobs, suggest
+from archon.tune.startup import STARTUPS, cover
 
 
 class StudyError(ArchonError):
@@ -66,6 +68,7 @@ class TuneOptions:
     repair: bool = True
     seed: int = 0
     workers: int = 1
+    startup: str = "cover"
 
     @classmethod
     def from_spec(cls, spec: Spec, **overrides: Any) -> TuneOptions:
@@ -131,6 +134,8 @@ class Study:
             raise SpecError("the spec has no {tune: ...} value: nothing to tune (use `archon run`)")
         if not problems:
             raise StudyError("no problems to tune on")
+        if options.startup not in STARTUPS:
+            raise StudyError(f"unknown startup design {options.startup!r}; one of {', '.join(STARTUPS)}")
         self.spec = spec
         self.problems = list(problems)
         self.dir = Path(directory)
@@ -149,6 +154,8 @@ class Study:
         ):
             raise StudyError(f"{saved}: the study tuned another spec; resume it with that spec, or use another --out")
         self.study = self._open(resume=resume, worker=worker)
+        if not worker:
+            self._queue_startup()
         rng = random.Random(options.seed)
         order = list(self.problems)
         rng.shuffle(order)  # one fixed shuffled order: the pruner compares trials problem by problem
@@ -191,6 +198,32 @@ class Study:
         study.set_user_attr("budget", self.options.budget)
         study.set_user_attr("hardware", self.options.hardware)
         return study
+
+    def _queue_startup(self) -> None:
+        """Queue the startup design's trials, once per study, ahead of the sampler's.
+
+        The design is drawn when the study is created and kept in the study (``startup``: the design's
+        trials and how many are queued), so a resumed study never queues a trial twice, even with another
+        seed; trials queued but not run when a study was killed are still waiting and run first. Only
+        the first ``trials`` are queued: a resume that asks for more trials queues the rest of the design
+        (unless ``startup`` is now ``none``). A study begun without a design (before there were designs)
+        gets none.
+        """
+        state = self.study.user_attrs.get("startup")
+        if state is None:
+            if self.study.get_trials(deepcopy=False):
+                return
+            rows = cover(self.spec, seed=self.options.seed) if self.options.startup == "cover" else []
+            state = {"design": self.options.startup, "trials": rows, "queued": 0}
+            self.study.set_user_attr("startup", state)
+        if self.options.startup == "none":
+            return
+        rows, queued = state["trials"], int(state["queued"])
+        upto = min(len(rows), self.options.trials)
+        for i in range(queued, upto):
+            self.study.enqueue_trial(rows[i], user_attrs={"startup": i}, skip_if_exists=True)
+        if upto > queued:
+            self.study.set_user_attr("startup", {**state, "queued": upto})
 
     def _sampler(self) -> optuna.samplers.BaseSampler:
         # Each process and each resumption draws its own proposals (the same seed would repeat them);

@@ -19,7 +19,6 @@ operands in context (a wrong copy is improbable) times the probability of its re
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ import torch
 
 from archon.data import arith
 from archon.models.training.data import BOS_ID, EOS_ID, PAD_ID, arith_example, encode_chars, encode_prompt
-from archon.models.training.lm import LMSpec, llama_config, save_lm
+from archon.models.training.lm import LMSpec, cosine_lr, llama_config, save_lm, train_step
 
 CHECKER_FORMAT = {
     "kind": "process",
@@ -201,10 +200,7 @@ def train_checker(
     held = heldout_steps()
 
     def lr_at(step: int) -> float:
-        if step < spec.warmup:
-            return spec.lr * (step + 1) / spec.warmup
-        progress = (step - spec.warmup) / max(1, spec.steps - spec.warmup)
-        return spec.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+        return cosine_lr(step, lr=spec.lr, warmup=spec.warmup, steps=spec.steps, floor=0.02)
 
     model.train()
     t0 = time.perf_counter()
@@ -216,16 +212,7 @@ def train_checker(
         is_chain = rng.random() < spec.chain_fraction
         src, size = (chains_src, spec.chain_batch) if is_chain else (steps_src, spec.step_batch)
         ids, weight = _batch([next(src) for _ in range(size)])
-        logits = model(input_ids=ids, attention_mask=(ids != PAD_ID).long()).logits[:, :-1]
-        nll = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none"
-        ).view_as(weight[:, 1:])
-        w = weight[:, 1:]
-        loss = (nll * w).sum() / w.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss, _ = train_step(model, opt, ids, weight)
         value = loss.item()
         ema[is_chain] = value if ema[is_chain] == 0 else 0.97 * ema[is_chain] + 0.03 * value
         last = step == spec.steps - 1

@@ -112,10 +112,7 @@ def train_lm(
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.98), weight_decay=0.05)
 
     def lr_at(step: int) -> float:
-        if step < spec.warmup:
-            return spec.lr * (step + 1) / spec.warmup
-        progress = (step - spec.warmup) / max(1, spec.steps - spec.warmup)
-        return spec.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+        return cosine_lr(step, lr=spec.lr, warmup=spec.warmup, steps=spec.steps, floor=0.05)
 
     model.train()
     t0 = time.perf_counter()
@@ -124,16 +121,8 @@ def train_lm(
     for step, (ids, weight, is_facts) in zip(range(spec.steps), _batches(spec), strict=False):
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
-        logits = model(input_ids=ids, attention_mask=(ids != PAD_ID).long()).logits[:, :-1]
-        nll = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none"
-        ).view_as(weight[:, 1:])
+        _, nll = train_step(model, opt, ids, weight)
         w = weight[:, 1:]
-        loss = (nll * w).sum() / w.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
         tokens += int((ids != PAD_ID).sum())
         ans = float(((nll * (w == 1.0)).sum() / (w == 1.0).sum()).detach())
         ema[is_facts] = ans if ema[is_facts] == 0 else 0.98 * ema[is_facts] + 0.02 * ans
@@ -152,6 +141,34 @@ def train_lm(
     total = round(sum(p["seconds"] for p in phases), 1)
     record.write_text(json.dumps({"phases": phases, "seconds": total}, indent=2) + "\n")
     return {"arith_loss": ema[False], "facts_loss": ema[True], "seconds": seconds, "tok_per_s": tokens / seconds}
+
+
+def cosine_lr(step: int, *, lr: float, warmup: int, steps: int, floor: float) -> float:
+    """Linear warm-up to ``lr``, then a cosine decay to ``floor * lr`` at ``steps``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train_step(
+    model: torch.nn.Module, opt: torch.optim.Optimizer, ids: torch.Tensor, weight: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on the weighted next-token loss (``weight[t]`` weighs predicting token ``t``).
+
+    Returns the loss and the per-token negative log-likelihoods (for logging).
+    """
+    logits = model(input_ids=ids, attention_mask=(ids != PAD_ID).long()).logits[:, :-1]
+    nll = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none"
+    ).view_as(weight[:, 1:])
+    w = weight[:, 1:]
+    loss = (nll * w).sum() / w.sum()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss, nll
 
 
 def save_lm(model: torch.nn.Module, out_dir: str | Path) -> None:

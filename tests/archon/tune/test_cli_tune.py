@@ -60,6 +60,17 @@ def test_tune_writes_a_concrete_best_spec_that_run_accepts(tuned: tuple[Path, di
     assert json.loads(run.stdout)["accuracy"] == pytest.approx(best["search"]["accuracy"])
 
 
+def test_tune_first_tries_every_op(tuned: tuple[Path, dict]) -> None:
+    import optuna
+
+    tmp, _ = tuned
+    study = optuna.load_study(study_name="space", storage=f"sqlite:///{tmp / 'study' / 'optuna.db'}")
+    first = [t for t in study.trials if "startup" in t.user_attrs]
+    assert [t.number for t in first] == [0, 1]  # the startup design: one trial per op, at the middle n
+    assert {t.params["a.op"] for t in first} == {"self_consistency", "sample"}
+    assert {(t.params["a.n"], t.params["a.temperature"]) for t in first} == {(2, 0.5)}
+
+
 def test_report_writes_the_plots(tuned: tuple[Path, dict]) -> None:
     tmp, _ = tuned
     out = archon("report", tmp / "study", "--out", tmp / "plots")
@@ -86,6 +97,7 @@ def test_the_live_table_lists_every_trial(tmp_path: Path) -> None:
         (["--hardware", "tpu9"], "tpu9"),
         (["--sampler", "cmaes"], "unknown sampler"),
         (["--objectives", "accuracy,joy"], "unknown cost"),
+        (["--startup", "latin"], "unknown startup design"),
     ],
 )
 def test_bad_options_give_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:

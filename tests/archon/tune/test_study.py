@@ -67,7 +67,7 @@ def test_limits_are_constraints_and_the_best_is_feasible(tmp_path: Path) -> None
 
 def big_n_first(tmp: Path, s: Any, **overrides: Any) -> Study:
     """A study whose first trial is queued: the large model at n=6, over a budget that fits n of about 2."""
-    study = Study(s, PROBLEMS, tmp, TuneOptions.from_spec(s, **overrides))
+    study = Study(s, PROBLEMS, tmp, TuneOptions.from_spec(s, startup="none", **overrides))
     study.study.enqueue_trial({"a.engine": "large", "a.n": 6, "a.temperature": 0.5})
     try:
         study.optimize()
@@ -144,7 +144,7 @@ def test_an_existing_study_needs_resume(tmp_path: Path) -> None:
 
 def test_the_wilcoxon_pruner_stops_a_clearly_worse_trial(tmp_path: Path) -> None:
     problems = data.load("arith", "dev")[:48]
-    s = spec(trials=2, pruner="wilcoxon")
+    s = spec(trials=2, pruner="wilcoxon", startup="none")
     study = Study(s, problems, tmp_path, TuneOptions.from_spec(s))
     study.study.enqueue_trial({"a.engine": "large", "a.n": 1, "a.temperature": 0.0})
     study.study.enqueue_trial({"a.engine": "small", "a.n": 1, "a.temperature": 0.0})
@@ -172,7 +172,7 @@ def waiting(study: Study) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 def test_repairs_land_on_the_knobs_grid_and_stop_after_two(tmp_path: Path) -> None:
     from archon.tune.space import suggest
 
-    s = spec(trials=1, budget={"flops": 1e8})
+    s = spec(trials=1, budget={"flops": 1e8}, startup="none")
     s.pipeline[0].params["n"].tune.high, s.pipeline[0].params["n"].tune.step = 31, 3  # n in 1, 4, 7 ... 31
     study = Study(s, PROBLEMS, tmp_path, TuneOptions.from_spec(s))
 

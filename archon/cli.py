@@ -60,7 +60,8 @@ def models() -> None:
 
     table = Table(title="Embedded models")
     for col in ("name", "architecture", "parameters", "size on disk", "for"):
-        table.add_column(col, justify="right" if col in ("parameters", "size on disk") else "left")
+        right = col in ("parameters", "size on disk")
+        table.add_column(col, justify="right" if right else "left", no_wrap=col != "for")
     for name in m.names():
         i = m.info(name)
         table.add_row(i.name, i.architecture, f"{i.params:,}", _human_bytes(i.bytes_on_disk), i.purpose)

@@ -300,11 +300,21 @@ EARLIER = {
 }
 
 SHORTFALL_REASONS = {
+    "best-of-16 by tiny-prm - greedy": "Missed by one problem in 500 with tiny-prm's default aggregation "
+    "(min over steps); read with prod (the same weights as tiny-orm) best-of-16 is greedy + 0.126. The "
+    "default was not switched after seeing these dev figures.",
+    "tiny-prm-weak within-problem AUC": "tiny-prm after its first training phase (held-out step accuracy "
+    "0.83) ranks better than the issue's 'around 0.75'; as a selector it is clearly imperfect all the same: "
+    "best-of-N by it falls from N = 16 to 64 (table above). Earlier checkpoints were 0.63 (step 1500) and "
+    "lower.",
     "facts greedy, gold doc (tiny-l)": "tiny-l copies birth years, birth places and instruments from the "
     "document (accuracy by attribute above) but often writes a wrong profession. Reading grew with each "
     "facts-heavy training phase (greedy accuracy 0.03 without the copying curriculum; then 0.31, 0.51, 0.55 "
-    "and 0.76 after successive phases) and the issue's training budget (60 minutes for all models on 2 CPU "
-    "cores; this run took 55) ran out before 0.80. A longer last phase or a larger tiny-l is the likely fix.",
+    "and 0.76 after successive phases); tiny-l was not retrained in the session that rebuilt the verifiers "
+    "and tiny-s.",
+    "facts greedy, gold doc among 5 passages (tiny-l)": "tiny-l was trained with at most three distractors "
+    "and copies from the wrong passage when the gold one is among five (its near-duplicate twin "
+    "included); training on retrieval-like contexts of five passages is the next step.",
 }
 
 

@@ -32,8 +32,8 @@ from archon.core.models import EMBEDDED_DIR, resolve_model
 PURPOSES = {
     "tiny-l": "causal LM, arith + facts; default policy model",
     "tiny-s": "smaller causal LM, arith + facts; cheap model",
-    "tiny-prm": "process verifier: a score per arith step (teacher-forced step checker)",
-    "tiny-prm-weak": "early checkpoint of tiny-prm: a weaker learned process verifier",
+    "tiny-prm": "process verifier: a score per arith step",
+    "tiny-prm-weak": "tiny-prm after its first phase: a weaker PRM",
     "tiny-orm": "outcome verifier: a score per arith solution",
 }
 

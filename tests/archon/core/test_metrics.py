@@ -41,3 +41,30 @@ def test_majority_ignores_missing_answers_and_breaks_ties_by_first_seen():
     assert majority([None, "3", "4", "4", None, None]) == "4"
     assert majority(["5", "6", "6", "5"]) == "5"
     assert majority([None, None]) is None
+
+
+def test_within_problem_auc_counts_pairs_inside_each_problem_only():
+    from archon.core.metrics import roc_auc, within_problem_auc
+
+    one = ([0.9, 0.1, 0.5, 0.4], [True, False, True, False])
+    assert within_problem_auc([one]) == roc_auc(*one)
+    # a verifier that only tells easy problems from hard ones: perfect pooled AUC, chance within problems
+    easy = ([0.9, 0.9], [True, False])
+    hard = ([0.1, 0.1], [False, True])
+    pooled = roc_auc([0.9, 0.9, 0.9, 0.1, 0.1], [True, True, True, False, False])
+    assert pooled == 1.0 and within_problem_auc([easy, hard]) == 0.5
+    # problems whose solutions are all right or all wrong add no pair
+    assert within_problem_auc([one, ([0.0, 1.0], [True, True]), ([0.3], [False])]) == roc_auc(*one)
+    with pytest.raises(ValueError, match="no problem"):
+        within_problem_auc([([0.2, 0.3], [True, True])])
+
+
+def test_best_of_and_weighted_majority_skip_missing_scores():
+    from archon.core.metrics import best_of, weighted_majority
+
+    nan = float("nan")
+    assert best_of(["a", "b", "c"], [nan, 0.2, 0.1]) == "b"
+    assert best_of(["a", "b"], [nan, nan]) == "a" and best_of([], []) is None
+    assert weighted_majority(["a", "b", "b", None], [0.6, 0.4, 0.3, 5.0]) == "b"
+    assert weighted_majority(["a", "b"], [0.5, 0.5]) == "a"  # ties: the answer seen first
+    assert weighted_majority([None], [1.0]) is None

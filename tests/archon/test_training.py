@@ -34,12 +34,14 @@ def test_shipped_models_were_trained_with_the_scripts_specs():
 
     for name, phases in SPECS.items():
         record = json.loads((models.path(name) / "training.json").read_text())
-        assert [p["spec"] for p in record["phases"]] == [asdict(s) for s in phases], name
+        assert [p["spec"] for p in record["phases"]] == [json.loads(json.dumps(asdict(s))) for s in phases], name
     for name, phases in CHECKERS.items():
         record = json.loads((models.path(name) / "training.json").read_text())
-        assert [p["spec"] for p in record["phases"]] == [asdict(s) for s in phases], name
+        assert [p["spec"] for p in record["phases"]] == [json.loads(json.dumps(asdict(s))) for s in phases], name
     weak = json.loads((models.path(f"{WEAK[0]}-weak") / "training.json").read_text())
-    assert [p["spec"] for p in weak["phases"]] == [asdict(s) for s in CHECKERS[WEAK[0]][: WEAK[1]]]
+    assert [p["spec"] for p in weak["phases"]] == [
+        json.loads(json.dumps(asdict(s))) for s in CHECKERS[WEAK[0]][: WEAK[1]]
+    ]
     for name, source in OUTCOME.items():  # the same weights, read as an outcome verifier
         same = (models.path(name) / "model.safetensors").read_bytes() == (
             models.path(source) / "model.safetensors"

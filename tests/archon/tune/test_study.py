@@ -147,7 +147,7 @@ def test_the_wilcoxon_pruner_stops_a_clearly_worse_trial(tmp_path: Path) -> None
     s = spec(trials=2, pruner="wilcoxon", startup="none")
     study = Study(s, problems, tmp_path, TuneOptions.from_spec(s))
     study.study.enqueue_trial({"a.engine": "large", "a.n": 1, "a.temperature": 0.0})
-    study.study.enqueue_trial({"a.engine": "small", "a.n": 1, "a.temperature": 0.0})
+    study.study.enqueue_trial({"a.engine": "small", "a.n": 1, "a.temperature": 1.0})  # one sample of tiny-s
     study.optimize()
     states = [t.state for t in study.study.trials]
     study.close()

@@ -240,50 +240,61 @@ class RewardModel:
         if self.config.read != "teacher_forced":
             return _Plan([_Item(*e) for e in self.encode_many(problem, candidates)])
         steps = [tuple(c.steps(self.config.step_delimiter)) for c in candidates]
+        distinct = list(dict.fromkeys(steps))
         prompt = self._prompt(problem)
+        matches = [[self._isolated.match(x) if self._isolated else None for x in s] for s in distinct]
+        texts = [prompt + self.config.step_delimiter.join(s) for s in distinct]
+        texts += [m.group("lhs") + m.group("rhs") for ms in matches for m in ms if m]
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)  # one call for all
+        encoded = iter(zip(enc["input_ids"], enc["offset_mapping"], strict=True))
+        contexts = [next(encoded) for _ in distinct]
         items: list[_Item] = []
-        layouts: dict[tuple[str, ...], list[list[tuple[int, int]]]] = {}
-        for s in dict.fromkeys(steps):
-            layouts[s] = self._encode_teacher_forced(prompt, s, items)
+        layouts = {
+            s: self._encode_teacher_forced(len(prompt), s, ms, context, encoded, items)
+            for s, ms, context in zip(distinct, matches, contexts, strict=True)
+        }
         return _Plan(items, [layouts[s] for s in steps])
 
     def _encode_teacher_forced(
-        self, prompt: str, steps: Sequence[str], items: list[_Item]
+        self, start: int, steps: Sequence[str], matches: Sequence[Any], context: Any, isolated: Any, items: list[_Item]
     ) -> list[list[tuple[int, int]]]:
-        """Append a solution's passes to ``items``; return, per step, its reads as (item, read) pairs."""
-        cfg, tok = self.config, self.tokenizer
-        text = prompt + cfg.step_delimiter.join(steps)
-        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids, starts = list(enc["input_ids"]), [a for a, _ in enc["offset_mapping"]]
-        eos = tok.eos_token_id
-        context = _Item([*ids, eos] if eos is not None else ids, [])
-        items.append(context)
+        """Append a solution's passes to ``items``; return, per step, its reads as (item, read) pairs.
+
+        ``context`` is the tokenized question and solution (ids, offsets; the solution starts at character
+        ``start``), ``isolated`` yields the tokenized ``lhs rhs`` of each step that ``matches``.
+        """
+        delimiter, bos, eos = self.config.step_delimiter, self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
+        ids, starts = list(context[0]), [a for a, _ in context[1]]
+        item = _Item([*ids, eos] if eos is not None else ids, [])
+        items.append(item)
         at_context = len(items) - 1
         layout: list[list[tuple[int, int]]] = []
-        at = len(prompt)
-        for i, step in enumerate(steps):
+        at, t = start, 1
+        for i, (step, match) in enumerate(zip(steps, matches, strict=True)):
             last = i == len(steps) - 1
-            match = self._isolated.match(step) if self._isolated else None
-            end = at + (len(match.group("lhs")) if match else len(step) + (0 if last else len(cfg.step_delimiter)))
-            reads = [t for t in range(1, len(ids)) if at <= starts[t] < end]
+            end = at + (len(match.group("lhs")) if match else len(step) + (0 if last else len(delimiter)))
+            while t < len(ids) and starts[t] < at:
+                t += 1
+            reads = []
+            while t < len(ids) and starts[t] < end:
+                reads.append(t)
+                t += 1
             if last and eos is not None:
                 reads.append(len(ids))
-            pairs = []
-            for t in reads:
-                pairs.append((at_context, len(context.reads)))
-                context.reads.append(t)
+            pairs = [(at_context, len(item.reads) + k) for k in range(len(reads))]
+            item.reads.extend(reads)
             if match:
-                lhs, rhs = match.group("lhs"), match.group("rhs")
-                iso = tok(lhs + rhs, add_special_tokens=False, return_offsets_mapping=True)
-                head = [] if tok.bos_token_id is None else [tok.bos_token_id]
-                iso_ids = [*head, *iso["input_ids"], *([] if eos is None else [eos])]
-                iso_reads = [len(head) + k for k, (a, _) in enumerate(iso["offset_mapping"]) if a >= len(lhs)]
+                iso_ids, offsets = next(isolated)
+                head = [] if bos is None else [bos]
+                full = [*head, *iso_ids, *([] if eos is None else [eos])]
+                lhs = len(match.group("lhs"))
+                iso_reads = [len(head) + k for k, (a, _) in enumerate(offsets) if a >= lhs]
                 if eos is not None:
-                    iso_reads.append(len(iso_ids) - 1)
-                items.append(_Item(iso_ids, [t for t in iso_reads if t > 0]))
+                    iso_reads.append(len(full) - 1)
+                items.append(_Item(full, [r for r in iso_reads if r > 0]))
                 pairs.extend((len(items) - 1, k) for k in range(len(items[-1].reads)))
             layout.append(pairs)
-            at += len(step) + len(cfg.step_delimiter)
+            at += len(step) + len(delimiter)
         return layout
 
     def _encode_steps(self, prompt: str, steps: Sequence[Sequence[str]]) -> list[tuple[list[int], list[int]]]:
@@ -324,7 +335,9 @@ class RewardModel:
 
     def _solution_scores(self, scores: list[list[float]]) -> list[float]:
         if self.config.kind == "outcome":
-            return [math.prod(s) if self.config.read == "teacher_forced" else s[0] for s in scores]
+            if self.config.read == "teacher_forced":  # an empty solution checks nothing: the lowest score
+                return [math.prod(s) if s else 0.0 for s in scores]
+            return [s[0] for s in scores]
         return [aggregate(s, self.aggregation) for s in scores]
 
     def items(self, problem: Problem, candidates: Sequence[Candidate]) -> list[_Item]:

@@ -16,6 +16,8 @@ model's name:
                     ``positive_label``); ``probability`` for ``teacher_forced``
 ``isolated_pattern``  (``teacher_forced``) a regular expression with groups ``lhs`` and ``rhs``:
                     the ``rhs`` of a step that matches is checked after ``lhs`` alone
+``steps``           (``teacher_forced``) ``local`` (a step's own probability, the default) or
+                    ``prefix`` (the product up to it: the probability that every step so far is right)
 ``higher_is_better``  whether a higher score means a better solution
 ==================  ===========================================================================
 
@@ -35,6 +37,7 @@ and :meth:`RewardModel.charged` charges them to a ledger like any model call.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -62,6 +65,7 @@ class RewardConfig:
     positive_label: int = 1
     higher_is_better: bool = True
     isolated_pattern: str | None = None
+    steps: Literal["local", "prefix"] = "local"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "reward config") -> RewardConfig:
@@ -79,6 +83,8 @@ class RewardConfig:
         if cfg.read == "teacher_forced":
             if cfg.score != "probability":
                 raise ValueError(f"{where}: a teacher_forced reading scores by 'probability', got {cfg.score!r}")
+            if cfg.steps not in ("local", "prefix"):
+                raise ValueError(f"{where}: steps must be 'local' or 'prefix', got {cfg.steps!r}")
             if cfg.isolated_pattern is not None:
                 try:
                     groups = re.compile(cfg.isolated_pattern).groupindex
@@ -360,7 +366,10 @@ class RewardModel:
         for v in values:
             if isinstance(v, Exception):
                 raise v
-        return [[math.exp(sum(values[i][k] for i, k in pairs)) for pairs in layout] for layout in plan.steps]
+        logs = [[sum(values[i][k] for i, k in pairs) for pairs in layout] for layout in plan.steps]
+        if self.config.steps == "prefix":  # a step's score: every step up to it is right
+            logs = [list(itertools.accumulate(x)) for x in logs]
+        return [[math.exp(x) for x in row] for row in logs]
 
     def _run_batch(self, items: Sequence[_Item]) -> list[Any]:
         """Score a batch in chunks of similar lengths (little padding), each one forward pass."""

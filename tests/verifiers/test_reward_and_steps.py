@@ -176,6 +176,26 @@ def test_reading_is_declared_in_configuration_not_by_name(tmp_path, problems):
     m.close()
 
 
+def test_a_prefix_reading_multiplies_the_steps_so_far(prm, problems):
+    """``steps: prefix`` makes a step's score the probability that every step up to it is right."""
+    from dataclasses import asdict
+
+    cfg = asdict(prm.config) | {"steps": "prefix"}
+    prefix = RewardModel("tiny-prm", config=cfg)
+    p = problems[4]
+    sol = p.metadata["solution"]
+    cands = [Candidate(sol), Candidate(wrong(sol))]
+    local = asyncio.run(prm.score_steps(p, cands))
+    got = asyncio.run(prefix.score_steps(p, cands))
+    for a, b in zip(local, got, strict=True):
+        assert b == pytest.approx([math.prod(a[: i + 1]) for i in range(len(a))], rel=1e-9)
+    # the first step is wrong: with the prefix reading every later step stays below the right solution's
+    assert all(b < 0.5 * a for a, b in zip(got[0], got[1], strict=True))
+    prefix.close()
+    with pytest.raises(ValueError, match="steps must be 'local' or 'prefix'"):
+        RewardConfig.from_dict(cfg | {"steps": "all"})
+
+
 @pytest.mark.parametrize("kind", ["process", "outcome"])
 def test_a_classification_head_is_read_at_the_declared_positions(tmp_path, problems, kind):
     """Any Hugging Face classifier works as a reward model, read where reward_config.json says."""

@@ -21,9 +21,18 @@ from typing import Any
 
 import networkx as nx
 
-import samplers.ops  # noqa: F401 - registers the first operators
-from archon.core import ArchonError, ChargedEngine, Problem, State
-from archon.core.registry import OPERATORS
+from archon import plugins
+from archon.core import (
+    ArchonError,
+    Chargeable,
+    ChargedEngine,
+    Problem,
+    ProcessVerifier,
+    State,
+    Verifier,
+    VerifierDecl,
+)
+from archon.core.registry import OPERATORS, VERIFIER_KINDS
 from archon.spec.graph import compile_pipeline, output_node
 from archon.spec.load import SpecError
 from archon.spec.models import Spec, VerifierSpec
@@ -45,9 +54,16 @@ class NodeContext:
         """The engine declared as ``name``, charged to this node and problem."""
         return self.run.charged_engine(name, Scope(self.node, self.problem))
 
-    def verifier(self, name: str) -> Any:
+    def verifier(self, name: str) -> Verifier:
         """The verifier declared as ``name``, its model calls charged to this node and problem."""
         return self.run.verifier(name, Scope(self.node, self.problem))
+
+    def process_verifier(self, name: str) -> ProcessVerifier:
+        """The verifier declared as ``name``, which must score steps."""
+        v = self.verifier(name)
+        if v.kind != "process":
+            raise SpecError(f"node {self.node!r}: verifier {name!r} is an {v.kind} verifier; this op needs step scores")
+        return v  # type: ignore[return-value]
 
 
 @dataclass
@@ -95,6 +111,7 @@ class Runner:
         tuned = self.spec.tunables()
         if tuned:
             raise SpecError(f"{next(iter(tuned))}: a tuned value; run `archon tune`, or fix it to a value")
+        plugins.load()
         self.graph = compile_pipeline(self.spec)
         self.params = {n.id: OPERATORS.get(str(n.op)).params(**n.params_for(str(n.op))) for n in self.spec.pipeline}
         self._owns = self.resources is None
@@ -118,24 +135,28 @@ class Runner:
         prices = self.pool.config(name).prices()
         return ChargedEngine(engine, self.ledger, scope, cost=cost, hardware=self.hardware, prices=prices)
 
-    def verifier(self, name: str, scope: Scope) -> Any:
-        """The named verifier; model-based ones are charged to ``scope``."""
+    def verifier(self, name: str, scope: Scope) -> Verifier:
+        """The named verifier, built by its kind's builder; its model calls are charged to ``scope``.
+
+        One that reads a declared engine is built for each scope, on that engine charged to it; any
+        other is built once and, when :class:`~archon.core.Chargeable`, charged through ``charged``.
+        """
         if name not in self.spec.verifiers:
             raise SpecError(f"no verifier {name!r} declared")
         spec = self.spec.verifiers[name]
-        if spec.kind in ("yes_no_judge", "generative_judge", "self_certainty"):
-            return _build_verifier(spec, name, lambda: self.charged_engine(str(spec.engine), scope))
+        if spec.engine is not None:
+            return _build_verifier(spec, name, self.charged_engine(spec.engine, scope))
         if name not in self._verifiers:
             self._verifiers[name] = _build_verifier(spec, name, None)
         v = self._verifiers[name]
-        return v.charged(self.ledger, scope) if hasattr(v, "charged") else v
+        return v.charged(self.ledger, scope) if isinstance(v, Chargeable) else v
 
     def prepare(self) -> None:
-        """Build every declared engine and model-based verifier now (a run builds them on first use)."""
+        """Build every declared engine and engine-less verifier now (a run builds them on first use)."""
         for name in self.spec.engines:
             self.pool.get(name)
         for name, spec in self.spec.verifiers.items():
-            if spec.kind not in ("yes_no_judge", "generative_judge", "self_certainty"):
+            if spec.engine is None:
                 self.verifier(name, Scope())
 
     # ------------------------------------------------------------------ running
@@ -261,16 +282,16 @@ class Runner:
 
 
 def per_sample_seeds(name: str, engine: Any) -> Any:
-    """``engine`` drawing the samples of a seeded request by index (no cache; see :class:`CachingEngine`).
+    """``engine`` drawing the samples of a seeded request by index (:class:`~samplers.indexed.IndexSeededEngine`).
 
     Sample ``i`` is then the same whatever ``n`` the request asks for, in a plain run as in a tuning
     study (whose generation cache relies on it): the ``best.yaml`` a study writes reproduces its
     trial's answers under ``archon run``. For the transformers engine, whose rows draw from streams
     keyed by (seed, index), requests pass through as they are.
     """
-    from samplers.cache import CachingEngine
+    from samplers.indexed import IndexSeededEngine
 
-    return CachingEngine(engine, None, identity=name, usage="actual")
+    return IndexSeededEngine(engine, identity=name, usage="actual")
 
 
 def summarize(records: Sequence[dict[str, Any]], ledger: Ledger, seconds: float) -> dict[str, Any]:
@@ -288,40 +309,10 @@ def summarize(records: Sequence[dict[str, Any]], ledger: Ledger, seconds: float)
     }
 
 
-def _build_verifier(spec: VerifierSpec, name: str, engine: Callable[[], Any] | None) -> Any:
-    from verifiers.certainty import SelfCertainty
-    from verifiers.judge import GenerativeVerifier, YesNoJudge
-    from verifiers.noisy import NoisyStepChecker
-    from verifiers.reward import RewardModel
-    from verifiers.steps import ArithStepChecker
-
-    opts = dict(spec.options)
-    if spec.kind == "reward_model":
-        return RewardModel(spec.model or "tiny-prm", name=name, **opts)
-    if spec.kind == "arith_steps":
-        checker = ArithStepChecker(**opts)
-        checker.name = name
-        return checker
-    if spec.kind == "noisy_arith_steps":  # a synthetic instrument (exact checker + noise), not a learned verifier
-        return NoisyStepChecker(name=name, **opts)
-    if spec.kind == "answer":
-        return ReferenceAnswer(name)
-    assert engine is not None
-    if spec.kind == "yes_no_judge":
-        return YesNoJudge(engine(), name=name, **opts)
-    if spec.kind == "generative_judge":
-        return GenerativeVerifier(engine(), name=name, **opts)
-    return SelfCertainty(engine=engine() if spec.engine else None, **opts)
-
-
-class ReferenceAnswer:
-    """An oracle outcome verifier: 1.0 when a candidate's answer equals the problem's reference."""
-
-    higher_is_better = True
-
-    def __init__(self, name: str = "answer") -> None:
-        self.name = name
-
-    async def score(self, problem: Problem, candidates: Sequence[Any]) -> list[float]:
-        """1.0 for a right answer, 0.0 otherwise (and for a problem without a reference)."""
-        return [float(problem.answer is not None and answers_equal(c.answer, problem.answer)) for c in candidates]
+def _build_verifier(spec: VerifierSpec, name: str, engine: Any) -> Verifier:
+    """Build a declared verifier with its kind's registered builder; it must declare its kind."""
+    decl = VerifierDecl(name=name, model=spec.model, engine=engine, options=dict(spec.options))
+    built = VERIFIER_KINDS.get(spec.kind).build(decl)
+    if built.kind not in ("outcome", "process"):
+        raise SpecError(f"verifiers.{name}: kind {spec.kind!r} built a verifier whose kind is {built.kind!r}")
+    return built

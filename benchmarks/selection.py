@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from archon.core import Candidate, Problem
-from archon.core.metrics import best_of, majority, pass_at_k, roc_auc, weighted_majority, within_problem_auc
+from archon.core.metrics import best_of, majority, pass_at_k, roc_auc, within_problem_auc
 from archon.data import arith
 from archon.models.training.sampling import final_answer
 
@@ -82,7 +82,7 @@ def selection_figures(
         for p, outs, sc in zip(problems, samples, scores, strict=True):
             answers = [final_answer(s) for s in outs[:n]]
             best += best_of(answers, sc[:n]) == p.answer
-            weighted += weighted_majority(answers, sc[:n]) == p.answer
+            weighted += majority(answers, sc[:n]) == p.answer
         out[f"best-of-{n}"] = best / count
         out[f"weighted vote@{n}"] = weighted / count
     return out

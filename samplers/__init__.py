@@ -18,7 +18,7 @@ _EXPORTS = {
     "MicroBatcher": "archon.core.batcher",
     "PrefixCache": "samplers.prefix_cache",
     "GenerationCache": "samplers.cache",
-    "CachingEngine": "samplers.cache",
+    "IndexSeededEngine": "samplers.indexed",
 }
 
 __all__ = sorted(_EXPORTS)

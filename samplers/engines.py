@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from archon.core import Engine, Prices, RequestError
+from archon.core.registry import ENGINE_KINDS, UnknownOperatorError, load_entry_points
 
 
 class EngineConfig(BaseModel):
@@ -32,7 +33,7 @@ class EngineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["transformers", "openai", "vllm"] = "transformers"
+    kind: str = Field("transformers", description="transformers, openai, vllm, or a plugin's engine kind")
     model: str = Field(description="embedded model name, local directory, hub id, or the server's model name")
     device: str = Field("cpu", description="transformers: cpu, cuda, cuda:1 ...")
     dtype: str = Field("auto", description="auto, float32, bfloat16, float16")
@@ -51,6 +52,12 @@ class EngineConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> EngineConfig:
+        if self.kind not in ENGINE_KINDS:
+            load_entry_points(("archon.engines",))
+        try:
+            ENGINE_KINDS.get(self.kind)
+        except UnknownOperatorError as exc:
+            raise ValueError(str(exc)) from None
         if self.kind == "openai" and not self.base_url:
             raise ValueError(
                 "kind 'openai' needs base_url (the server's URL, e.g. http://localhost:8000/v1) "
@@ -70,33 +77,47 @@ class EngineConfig(BaseModel):
 
 
 def build_engine(config: EngineConfig) -> Engine:
-    """Build the engine a config describes (imports the backend only now)."""
+    """Build the engine a config describes, with its kind's registered builder."""
+    return ENGINE_KINDS.get(config.kind).build(config)
+
+
+@ENGINE_KINDS.register("transformers")
+def transformers_engine(config: EngineConfig) -> Engine:
+    """A Hugging Face causal LM run in this process by transformers (CPU or GPU), micro-batched."""
+    from samplers.transformers_engine import TransformersEngine
+
+    return TransformersEngine(
+        config.model,
+        device=config.device,
+        dtype=config.dtype,
+        max_batch=config.max_batch,
+        kv_budget_mb=config.kv_budget_mb,
+        prefix_cache_mb=config.prefix_cache_mb,
+        **config.options,
+    )
+
+
+@ENGINE_KINDS.register("openai")
+def openai_engine(config: EngineConfig) -> Engine:
+    """Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, TGI, an API), over HTTP."""
     import os
 
-    if config.kind == "transformers":
-        from samplers.transformers_engine import TransformersEngine
+    from samplers.openai_engine import OpenAIEngine
 
-        return TransformersEngine(
-            config.model,
-            device=config.device,
-            dtype=config.dtype,
-            max_batch=config.max_batch,
-            kv_budget_mb=config.kv_budget_mb,
-            prefix_cache_mb=config.prefix_cache_mb,
-            **config.options,
-        )
-    if config.kind == "openai":
-        from samplers.openai_engine import OpenAIEngine
+    return OpenAIEngine(
+        config.model,
+        base_url=str(config.base_url),
+        api_key=os.environ.get(config.api_key_env),
+        concurrency=config.concurrency,
+        timeout=config.timeout,
+        max_retries=config.max_retries,
+        **config.options,
+    )
 
-        return OpenAIEngine(
-            config.model,
-            base_url=str(config.base_url),
-            api_key=os.environ.get(config.api_key_env),
-            concurrency=config.concurrency,
-            timeout=config.timeout,
-            max_retries=config.max_retries,
-            **config.options,
-        )
+
+@ENGINE_KINDS.register("vllm")
+def vllm_engine(config: EngineConfig) -> Engine:
+    """VLLM's offline engine in this process (the ``vllm`` extra; unverified on CPU-only machines)."""
     from samplers.vllm_engine import VLLMEngine
 
     return VLLMEngine(config.model, dtype=config.dtype, max_batch=config.max_batch, **config.options)

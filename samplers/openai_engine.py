@@ -30,6 +30,7 @@ from typing import Any, Literal
 from archon.core.errors import ModelNotFoundError
 from archon.core.generation import (
     Completion,
+    EngineBase,
     EngineError,
     FinishReason,
     GenRequest,
@@ -58,7 +59,7 @@ class _Link:
     semaphore: asyncio.Semaphore
 
 
-class OpenAIEngine:
+class OpenAIEngine(EngineBase):
     """Generation and scoring on an OpenAI-compatible server.
 
     Args:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from archon.core import Completion, Engine, GenRequest, Prompt
-from budgets import BudgetExhausted
+from archon.core.anytime import draw_within_budget
 
 
 async def sample(engine: Engine, prompt: Prompt, n: int, **params: Any) -> list[Completion]:
@@ -13,7 +13,8 @@ async def sample(engine: Engine, prompt: Prompt, n: int, **params: Any) -> list[
 
     Asks for all ``n`` in one call (one batch, one shared prefill). When the engine's ledger refuses
     (:class:`~budgets.BudgetExhausted`), it halves the call and keeps drawing until even one more
-    completion would break the budget, then returns what it has: never more cost than allowed.
+    completion would break the budget, then returns what it has: never more cost than allowed
+    (:func:`~archon.core.anytime.draw_within_budget`). Sample ``i`` gets the seed ``seed + i``.
 
     Args:
         engine: Any engine; a :class:`~archon.core.charging.ChargedEngine` enforces a budget.
@@ -21,16 +22,10 @@ async def sample(engine: Engine, prompt: Prompt, n: int, **params: Any) -> list[
         n: Most completions wanted.
         **params: Further :class:`~archon.core.GenRequest` fields (``max_tokens``, ``temperature`` ...).
     """
-    out: list[Completion] = []
-    chunk = n
-    while len(out) < n and chunk >= 1:
-        want = min(chunk, n - len(out))
-        seed = params.get("seed")
-        request = GenRequest(prompt, n=want, **{**params, "seed": None if seed is None else seed + len(out)})
-        try:
-            result = await engine.generate(request)
-        except BudgetExhausted:
-            chunk = want // 2
-            continue
-        out.extend(result.completions)
-    return out
+    seed = params.get("seed")
+
+    async def draw(first: int, count: int) -> list[Completion]:
+        request = GenRequest(prompt, n=count, **{**params, "seed": None if seed is None else seed + first})
+        return list((await engine.generate(request)).completions)
+
+    return await draw_within_budget(n, draw)

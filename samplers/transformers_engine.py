@@ -21,7 +21,7 @@ Greedy decoding equals ``model.generate(do_sample=False)`` token for token (a te
 whatever ``n`` is (for ``n > i``) and whatever else shares its batch (up to floating-point rounding of
 batched matrix products, which flips a token only when a uniform falls that close to a boundary of the
 cumulative distribution: rarely); :attr:`TransformersEngine.stable_samples`
-says so to :class:`~samplers.cache.CachingEngine`.
+says so to :class:`~samplers.indexed.IndexSeededEngine`.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from transformers.cache_utils import DynamicLayer
 
 from archon.core import (
     Completion,
+    EngineBase,
     FinishReason,
     GenRequest,
     GenResult,
@@ -120,7 +121,7 @@ class _Row:
     kept: bool = False  # its KV went to the prefix cache
 
 
-class TransformersEngine:
+class TransformersEngine(EngineBase):
     r"""Batched generation and scoring with a Hugging Face causal LM.
 
     Args:
@@ -145,7 +146,7 @@ class TransformersEngine:
 
     Attributes:
         stable_samples: ``True``: sample ``i`` of a seeded request does not depend on the request's ``n``,
-            and :meth:`generate_from` draws any run of them (what :class:`~samplers.cache.CachingEngine` uses).
+            and :meth:`generate_from` draws any run of them (what :class:`~samplers.indexed.IndexSeededEngine` uses).
 
     Example:
         >>> import asyncio

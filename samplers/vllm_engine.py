@@ -65,6 +65,7 @@ from typing import Any
 
 from archon.core import (
     Completion,
+    EngineBase,
     EngineError,
     GenRequest,
     GenResult,
@@ -280,7 +281,7 @@ class _Prepared:
     finish: Callable[[Sequence[Any]], Any]
 
 
-class VLLMEngine:
+class VLLMEngine(EngineBase):
     r"""An :class:`~archon.core.Engine` on vLLM's offline ``LLM``.
 
     Args:

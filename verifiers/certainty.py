@@ -70,6 +70,7 @@ class SelfCertainty:
         self.metric = metric
         self.engine = engine
         self.name = f"self_{metric}"
+        self.kind: Literal["outcome"] = "outcome"
         self.higher_is_better = HIGHER_IS_BETTER[metric]
 
     async def score(self, problem: Problem, candidates: Sequence[Candidate]) -> list[float]:

@@ -17,6 +17,7 @@ import asyncio
 import math
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 from archon.core import Candidate, Engine, GenRequest, Message, Problem
 
@@ -60,6 +61,7 @@ class YesNoJudge:
         name: Scores are stored under it.
     """
 
+    kind: Literal["outcome"] = "outcome"
     higher_is_better = True
 
     def __init__(
@@ -93,6 +95,7 @@ class GenerativeVerifier:
         name: Scores are stored under it.
     """
 
+    kind: Literal["outcome"] = "outcome"
     higher_is_better = True
 
     def __init__(

@@ -36,7 +36,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from archon.core import AGGREGATIONS, Aggregation, Candidate, Problem, aggregate
 from verifiers.steps import ArithStepChecker
@@ -164,6 +164,7 @@ class NoisyStepChecker:
 
     synthetic = True
     """A synthetic instrument (exact checker plus noise), never a learned verifier."""
+    kind: Literal["process"] = "process"
     higher_is_better = True
 
     def __init__(

@@ -438,6 +438,11 @@ class RewardModel:
         flops = sum(self.cost.prefill_flops(len(it.ids), logit_positions=len(it.reads)) for it in distinct)
         return flops, sum(len(it.ids) for it in distinct)
 
+    @property
+    def kind(self) -> Literal["outcome", "process"]:
+        """``process`` or ``outcome``, as its ``reward_config.json`` declares."""
+        return self.config.kind
+
     def charged(self, ledger: Ledger, scope: Scope) -> ChargedReward:
         """The same reward model with every call charged to ``ledger`` under ``scope``."""
         return ChargedReward(self, ledger, scope)
@@ -454,6 +459,7 @@ class ChargedReward:
         self.reward, self.ledger, self.scope = reward, ledger, scope
         self.name, self.higher_is_better = reward.name, reward.higher_is_better
         self.config, self.aggregation = reward.config, reward.aggregation
+        self.kind = reward.kind
 
     async def _charged(self, problem: Problem, candidates: Sequence[Candidate]) -> list[list[float]]:
         plan = self.reward.plan(problem, candidates)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from archon.core import Candidate, Problem
 from verifiers.arith import first_wrong_step, parse_question
@@ -27,6 +28,7 @@ class ArithStepChecker:
     """
 
     name = "arith_steps"
+    kind: Literal["process"] = "process"
     higher_is_better = True
 
     def __init__(self, *, delimiter: str = "\n") -> None:

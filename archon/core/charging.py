@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from archon.core.generation import Engine, GenRequest, GenResult, Prompt, ScoreResult, prompt_kind
+from archon.core.generation import Engine, EngineBase, GenRequest, GenResult, Prompt, ScoreResult, prompt_kind
 from budgets import Cost, CostModel, HardwareProfile, Ledger, ModelFacts, Scope
 
 
@@ -37,8 +37,11 @@ class Prices:
         return ((prompt - cached) * self.input + cached * cached_price + generated * self.output) / 1e6
 
 
-class ChargedEngine:
+class ChargedEngine(EngineBase):
     """An engine whose every call is charged to one ledger scope.
+
+    It declares the wrapped engine's ``supports_n``, ``encode`` and ``tokenizer``; ``generate_from`` is
+    not offered (operators draw through ``generate``).
 
     Args:
         engine: The engine to call.
@@ -70,6 +73,20 @@ class ChargedEngine:
         """The wrapped engine's model facts."""
         return self.engine.facts
 
+    @property
+    def supports_n(self) -> bool | None:  # type: ignore[override]
+        """Whether the wrapped engine shares one prefill among ``n`` completions."""
+        return self.engine.supports_n
+
+    @property
+    def tokenizer(self) -> Any:  # type: ignore[override]
+        """The wrapped engine's tokenizer (``None`` when it has none)."""
+        return self.engine.tokenizer
+
+    def encode(self, prompt: Prompt) -> Sequence[int] | None:
+        """The wrapped engine's token ids of ``prompt`` (``None`` when it cannot tokenize)."""
+        return self.engine.encode(prompt)
+
     def for_scope(self, scope: Scope) -> ChargedEngine:
         """The same engine charged to another scope."""
         return ChargedEngine(
@@ -100,8 +117,7 @@ class ChargedEngine:
 
     def _prefills(self, n: int) -> int:
         """How many times the prompt may be prefilled: once, unless the engine fans ``n`` out."""
-        supports_n = getattr(self.engine, "supports_n", True)
-        return 1 if supports_n is True else n
+        return 1 if self.engine.supports_n is True else n
 
     def _generation_cost(
         self, prompt: int, prefills: int, lengths: Sequence[int], *, cached: int, seconds: float = 0.0
@@ -167,9 +183,9 @@ class ChargedEngine:
         The bound: one token per UTF-8 byte (byte-level BPE and byte-fallback tokenizers never
         produce more) plus 16 tokens of template per chat message and 16 for special tokens.
         """
-        encode = getattr(self.engine, "encode", None)
-        if encode is not None:
-            return len(encode(prompt))
+        ids = self.engine.encode(prompt)
+        if ids is not None:
+            return len(ids)
         kind = prompt_kind(prompt)
         if kind == "tokens":
             return len(prompt)
@@ -179,7 +195,7 @@ class ChargedEngine:
 
     def text_tokens(self, text: str) -> int:
         """Tokens of a continuation (no special tokens): exact when the engine has a tokenizer, else a bound."""
-        tokenizer: Any = getattr(self.engine, "tokenizer", None)
+        tokenizer = self.engine.tokenizer
         if tokenizer is not None:
             return len(tokenizer(text, add_special_tokens=False).input_ids)
         return len(text.encode())

@@ -218,9 +218,32 @@ class ScoreResult:
 
 @runtime_checkable
 class Engine(Protocol):
-    """A batched generation backend. Awaiting many calls concurrently is how it batches them."""
+    """A batched generation backend. Awaiting many calls concurrently is how it batches them.
+
+    Besides generating and scoring, an engine declares what it can do (:class:`EngineBase` gives the
+    defaults; callers read these, never probe for attributes):
+
+    - ``supports_n``: ``True`` when the ``n`` completions of a request share one prefill of the prompt;
+      ``False`` when each is a request of its own (a server that ignores ``n``); ``None``: not known yet.
+    - ``stable_samples``: ``True`` when sample ``i`` of a seeded request does not depend on the
+      request's ``n`` (its rows draw from streams keyed by seed and index); such an engine serves
+      samples ``first .. first + n - 1`` through :meth:`generate_from`.
+    - ``encode``: a prompt's exact token ids, or ``None`` when the engine cannot tokenize locally.
+    - ``tokenizer``: a Hugging Face tokenizer for counting continuation tokens, or ``None``.
+    """
 
     name: str
+    supports_n: bool | None
+    stable_samples: bool
+    tokenizer: Any
+
+    def encode(self, prompt: Prompt) -> Sequence[int] | None:
+        """The prompt's token ids as the model sees them, or ``None`` when the engine cannot tell."""
+        ...
+
+    async def generate_from(self, request: GenRequest, first: int) -> GenResult:
+        """Samples ``first .. first + n - 1`` of a seeded request (engines with ``stable_samples``)."""
+        ...
 
     @property
     def facts(self) -> ModelFacts:
@@ -238,6 +261,27 @@ class Engine(Protocol):
     async def aclose(self) -> None:
         """Release the engine's resources (threads, connections, memory)."""
         ...
+
+
+class EngineBase:
+    """The defaults of :class:`Engine`'s declared capabilities, for engines to inherit.
+
+    ``n`` shares a prefill, samples are not stable by index, prompts cannot be tokenized locally, and
+    :meth:`generate_from` is refused. An engine that can do more overrides what it can.
+    """
+
+    name: str = "engine"
+    supports_n: bool | None = True
+    stable_samples: bool = False
+    tokenizer: Any = None
+
+    def encode(self, prompt: Prompt) -> Sequence[int] | None:
+        """``None``: this engine cannot tokenize a prompt locally (callers then bound the count)."""
+        return None
+
+    async def generate_from(self, request: GenRequest, first: int) -> GenResult:
+        """Refused: this engine's samples are not stable by index."""
+        raise UnsupportedFeatureError(f"engine {self.name!r} has no stable samples (generate_from)")
 
 
 def prompt_kind(prompt: Prompt) -> Literal["text", "messages", "tokens"]:

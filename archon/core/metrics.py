@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Hashable, Sequence
 
 
@@ -30,13 +29,37 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prod
 
 
-def majority(answers: Sequence[Hashable | None]) -> Hashable | None:
-    """The most frequent non-``None`` answer; ties go to the answer seen first."""
-    counts = Counter(a for a in answers if a is not None)
-    if not counts:
+def tally(answers: Sequence[Hashable | None], weights: Sequence[float] | None = None) -> dict[Hashable, float]:
+    """Votes per answer, in the order answers are first seen: one each, or the answer's summed ``weights``.
+
+    ``None`` answers do not vote, nor do ``nan`` weights.
+
+    Example:
+        >>> tally(["1", None, "2", "1"]), tally(["1", "2", "2"], [0.9, 0.5, float("nan")])
+        ({'1': 2.0, '2': 1.0}, {'1': 0.9, '2': 0.5})
+    """
+    if weights is not None and len(weights) != len(answers):
+        raise ValueError(f"tally: {len(answers)} answers but {len(weights)} weights")
+    out: dict[Hashable, float] = {}
+    for i, a in enumerate(answers):
+        w = 1.0 if weights is None else float(weights[i])
+        if a is not None and not math.isnan(w):
+            out[a] = out.get(a, 0.0) + w
+    return out
+
+
+def majority(answers: Sequence[Hashable | None], weights: Sequence[float] | None = None) -> Hashable | None:
+    """The answer with the most votes (:func:`tally`; with ``weights``, a weighted vote); ties: seen first.
+
+    Example:
+        >>> majority(["1", "2", "2", None]), majority(["1", "2", "2"], [0.9, 0.4, 0.4])
+        ('2', '1')
+    """
+    votes = tally(answers, weights)
+    if not votes:
         return None
-    best = max(counts.values())
-    return next(a for a in answers if a is not None and counts[a] == best)
+    top = max(votes.values())
+    return next(a for a, v in votes.items() if v == top)
 
 
 def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
@@ -105,20 +128,3 @@ def best_of(answers: Sequence[Hashable | None], scores: Sequence[float]) -> Hash
     if not valid:
         return answers[0] if answers else None
     return answers[max(valid, key=lambda i: (scores[i], -i))]
-
-
-def weighted_majority(answers: Sequence[Hashable | None], scores: Sequence[float]) -> Hashable | None:
-    """The answer whose solutions' scores sum highest (``None`` answers and ``nan`` scores skipped).
-
-    Example:
-        >>> weighted_majority(["1", "2", "2"], [0.9, 0.5, 0.5])
-        '2'
-    """
-    total: dict[Hashable, float] = {}
-    for a, s in zip(answers, scores, strict=True):
-        if a is not None and not math.isnan(s):
-            total[a] = total.get(a, 0.0) + s
-    if not total:
-        return None
-    top = max(total.values())
-    return next(a for a in answers if a in total and total[a] == top)

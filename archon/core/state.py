@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from archon.core.generation import Engine
 from archon.core.problem import Problem
-from archon.core.verification import Candidate
+from archon.core.verification import Candidate, ProcessVerifier, Verifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,11 @@ class State:
 
 
 class Context(Protocol):
-    """What an operator may use for one (node, problem): charged engines, verifiers, a seed."""
+    """What an operator may use for one (node, problem): charged engines, verifiers, a seed.
+
+    Verifiers declare their ``kind`` (``outcome`` or ``process``); an operator that needs step scores
+    asks for :meth:`process_verifier`, which refuses an outcome verifier in one line naming both.
+    """
 
     node: str
     seed: int
@@ -44,6 +48,10 @@ class Context(Protocol):
         """The engine declared as ``name``, every call charged to this node and problem."""
         ...
 
-    def verifier(self, name: str) -> Any:
+    def verifier(self, name: str) -> Verifier:
         """The verifier declared as ``name`` (model calls charged to this node and problem)."""
+        ...
+
+    def process_verifier(self, name: str) -> ProcessVerifier:
+        """The verifier declared as ``name``, which must score steps (``kind == "process"``)."""
         ...

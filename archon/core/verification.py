@@ -2,9 +2,12 @@
 
 A :class:`Candidate` is one proposed solution. An :class:`OutcomeVerifier` gives each candidate one
 score; a :class:`ProcessVerifier` gives a score per step of a partial or whole solution, which
-:func:`aggregate` reduces (``last``, ``min``, ``prod`` or ``mean``). Every verifier says whether a
-higher score is better; scores are stored on the candidate under the verifier's name
-(:meth:`Candidate.with_score`), never mutated in place.
+:func:`aggregate` reduces (``last``, ``min``, ``prod`` or ``mean``). Every verifier declares its
+``kind`` (``"outcome"`` or ``"process"``: operators read it, never probe methods) and whether a higher
+score is better; scores are stored on the candidate under the verifier's name
+(:meth:`Candidate.with_score`), never mutated in place. A verifier whose model calls cost compute is
+:class:`Chargeable`: the runtime hands each (node, problem) a copy charged to its ledger scope.
+Verifier kinds are built from a :class:`VerifierDecl` by the builder registered under their kind.
 """
 
 from __future__ import annotations
@@ -12,9 +15,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from archon.core.problem import Problem
+
+if TYPE_CHECKING:
+    from archon.core.generation import Engine
+    from budgets import Ledger, Scope
 
 Aggregation = Literal["last", "min", "prod", "mean"]
 AGGREGATIONS: tuple[Aggregation, ...] = ("last", "min", "prod", "mean")
@@ -62,11 +69,15 @@ class Candidate:
         return replace(self, answer=answer)
 
 
+VerifierKind = Literal["outcome", "process"]
+
+
 @runtime_checkable
 class OutcomeVerifier(Protocol):
-    """Scores whole candidates: one score each."""
+    """Scores whole candidates: one score each (``kind == "outcome"``)."""
 
     name: str
+    kind: VerifierKind
     higher_is_better: bool
 
     async def score(self, problem: Problem, candidates: Sequence[Candidate]) -> list[float]:
@@ -76,14 +87,45 @@ class OutcomeVerifier(Protocol):
 
 @runtime_checkable
 class ProcessVerifier(Protocol):
-    """Scores the steps of (partial or whole) candidates: one score per step."""
+    """Scores the steps of (partial or whole) candidates: one score per step (``kind == "process"``).
+
+    It scores whole candidates too (``score``: its own reduction of the steps).
+    """
 
     name: str
+    kind: VerifierKind
     higher_is_better: bool
 
     async def score_steps(self, problem: Problem, candidates: Sequence[Candidate]) -> list[list[float]]:
         """For each candidate, one score per step, in order."""
         ...
+
+    async def score(self, problem: Problem, candidates: Sequence[Candidate]) -> list[float]:
+        """One score per candidate, in order."""
+        ...
+
+
+Verifier = OutcomeVerifier | ProcessVerifier
+"""Either kind of verifier; its ``kind`` says which."""
+
+
+@runtime_checkable
+class Chargeable(Protocol):
+    """A verifier whose model calls are charged: ``charged`` gives the copy that charges one ledger scope."""
+
+    def charged(self, ledger: Ledger, scope: Scope) -> Verifier:
+        """The same verifier, every model call charged to ``scope`` of ``ledger``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierDecl:
+    """What a verifier builder gets: the declared name, model, engine (charged to the caller) and options."""
+
+    name: str
+    model: str | None = None
+    engine: Engine | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def aggregate(step_scores: Sequence[float], how: Aggregation = "min") -> float:

@@ -3,7 +3,9 @@
 A node without ``inputs`` reads the problem itself. Validation reports every problem it finds, one line
 each, naming the spec path: a cycle (with its nodes), unknown inputs (with the closest node id), not
 exactly one output node, nodes whose results never reach the output, and references to engines,
-verifiers or retrievers that the spec does not declare.
+verifiers or retrievers that the spec does not declare. References are found by the types of the
+operator's params (:data:`~archon.core.EngineRef`, :data:`~archon.core.VerifierRef`,
+:data:`~archon.core.RetrieverRef`), whatever a parameter is called, in nested models and lists too.
 """
 
 from __future__ import annotations
@@ -15,13 +17,11 @@ from typing import Any
 import networkx as nx
 from pydantic import ValidationError
 
-import samplers.ops  # noqa: F401 - registers the first operators
+from archon import plugins
+from archon.core.operators import references
 from archon.core.registry import OPERATORS, UnknownOperatorError
 from archon.spec.load import SpecError, spec_path
 from archon.spec.models import NodeSpec, Spec, Tunable
-
-REFERENCES = {"engine": "engines", "verifier": "verifiers", "retriever": "retrievers"}
-"""Param names that refer to a declared resource, and the spec section that declares it."""
 
 
 def build_graph(spec: Spec) -> nx.DiGraph:
@@ -38,6 +38,7 @@ def build_graph(spec: Spec) -> nx.DiGraph:
 
 def problems(spec: Spec) -> list[str]:
     """Everything wrong with the pipeline's structure and references, one line each (empty: valid)."""
+    plugins.load()
     g = build_graph(spec)
     out: list[str] = []
     ids = [n.id for n in spec.pipeline]
@@ -49,9 +50,7 @@ def problems(spec: Spec) -> list[str]:
                 out.append(f"pipeline[{i}].inputs[{j}]: no node {src!r}{hint}")
             elif src == node.id:
                 out.append(f"pipeline[{i}].inputs[{j}]: node {node.id!r} reads its own output")
-        out.extend(_reference_problems(spec, f"pipeline[{i}].params", node.params))
-        for op, params in node.by_op.items():
-            out.extend(_reference_problems(spec, f"pipeline[{i}].by_op.{op}", params))
+        out.extend(dict.fromkeys(_reference_problems(spec, i, node)))
         out.extend(_op_problems(i, node))
         if isinstance(node.enabled, Tunable) and not node.inputs:
             out.append(f"pipeline[{i}].enabled: only a node with inputs can be optional (its readers read them)")
@@ -133,15 +132,26 @@ def _declared(section: dict[str, Any]) -> str:
     return f" (declared: {', '.join(section)})" if section else " (none declared)"
 
 
-def _reference_problems(spec: Spec, where: str, params: dict[str, Any]) -> Iterable[str]:
-    for key, value in params.items():
-        section_name = REFERENCES.get(key.removesuffix("s"))
-        if section_name is None:
-            continue
-        section = getattr(spec, section_name)
-        names = value.tune.choices or [] if isinstance(value, Tunable) else value
-        for name in names if isinstance(names, list) else [names]:
-            if isinstance(name, str) and name not in section:
-                close = difflib.get_close_matches(name, list(section), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else _declared(section)
-                yield f"{where}.{key}: no {section_name[:-1]} {name!r}{hint}"
+def _reference_problems(spec: Spec, i: int, node: NodeSpec) -> Iterable[str]:
+    """Resource names in the node's params (for every op it may run) that the spec does not declare."""
+    for op_name in node.op_choices():
+        if op_name not in OPERATORS:
+            continue  # reported as an unknown op
+        model = OPERATORS.get(op_name).params
+        params = node.params_for(op_name, set(model.model_fields))
+        for ref in references(model, params, expand=_choices):
+            section = getattr(spec, ref.section)
+            if ref.name in section:
+                continue
+            key = str(ref.path[0])
+            where = f"by_op.{op_name}" if key in node.by_op.get(op_name, {}) else "params"
+            close = difflib.get_close_matches(ref.name, list(section), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else _declared(section)
+            yield f"pipeline[{i}].{where}.{spec_path(ref.path)}: no {ref.section[:-1]} {ref.name!r}{hint}"
+
+
+def _choices(value: Any) -> list[Any]:
+    """The values a param may take: a tuned value's choices, or the value itself."""
+    if isinstance(value, Tunable):
+        return list(value.tune.choices or [])
+    return [value]

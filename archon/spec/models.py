@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from archon.core.registry import VERIFIER_KINDS, UnknownOperatorError
 from samplers.engines import EngineConfig
-from verifiers.noisy import check_options as check_noisy_options
 
 
 class _Strict(BaseModel):
@@ -107,23 +107,25 @@ class NodeSpec(_Strict):
 class VerifierSpec(_Strict):
     """A named verifier: its kind, the model or engine it uses, its options."""
 
-    kind: Literal[
-        "reward_model",
-        "arith_steps",
-        "noisy_arith_steps",
-        "answer",
-        "yes_no_judge",
-        "generative_judge",
-        "self_certainty",
-    ]
+    kind: str = Field(
+        description="reward_model, arith_steps, noisy_arith_steps, answer, yes_no_judge, generative_judge, "
+        "self_certainty, or a plugin's verifier kind (`archon ops --kinds`)"
+    )
     model: str | None = None
     engine: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _noisy_options(self) -> VerifierSpec:
-        if self.kind == "noisy_arith_steps":  # a synthetic instrument: its options are checked before anything runs
-            check_noisy_options(self.options)
+    def _known_kind(self) -> VerifierSpec:
+        from archon import plugins
+
+        plugins.load()
+        try:
+            kind = VERIFIER_KINDS.get(self.kind)
+        except UnknownOperatorError as exc:
+            raise ValueError(str(exc)) from None
+        if kind.check is not None:  # options a kind can check before anything is built
+            kind.check(self.options)
         return self
 
 

@@ -1,8 +1,9 @@
 """Evaluating one concrete pipeline of a study: accuracy, mean cost per problem, constraints, pruning.
 
 All trials share one :class:`~archon.runtime.Resources`: the models are loaded once, and every engine
-is wrapped by the study's generation cache (:class:`~samplers.cache.CachingEngine`), which charges each
-request its nominal cost whether its samples were drawn now or by an earlier trial. A trial's accuracy
+draws by index (:class:`~samplers.indexed.IndexSeededEngine`) with the study's generation cache
+(:class:`~samplers.cache.GenerationCache`) as its store, charging each request its nominal cost whether
+its samples were drawn now or by an earlier trial. A trial's accuracy
 and cost are therefore those of its configuration, not of the order trials ran in.
 """
 
@@ -69,14 +70,15 @@ class Evaluator:
         seed: int = 0,
         concurrency: int = 64,
     ) -> None:
-        from samplers.cache import CachingEngine, GenerationCache
+        from samplers.cache import GenerationCache
+        from samplers.indexed import IndexSeededEngine
 
         self.spec = spec
         self.hardware = hardware
         self.seed = seed
         self.concurrency = concurrency
         self.cache = GenerationCache(cache_path) if cache_path is not None else None
-        self.engines: dict[str, CachingEngine] = {}
+        self.engines: dict[str, IndexSeededEngine] = {}
         pool = EnginePool(dict(spec.engines))
 
         def wrap(name: str, engine: Any) -> Any:
@@ -84,14 +86,14 @@ class Evaluator:
             identity = json.dumps(
                 cfg.model_dump(include={"kind", "model", "device", "dtype", "base_url", "options"}), sort_keys=True
             )
-            self.engines[name] = CachingEngine(engine, self.cache, identity=identity)
+            self.engines[name] = IndexSeededEngine(engine, self.cache, identity=identity, usage="nominal")
             return self.engines[name]
 
         self.resources = Resources(pool, wrap=wrap)
 
     def tokens_generated(self) -> int:
         """Tokens the engines actually generated so far (what the cache saves shows here)."""
-        return sum(e.cache_stats.tokens_generated for e in self.engines.values())
+        return sum(e.draw_stats.tokens_generated for e in self.engines.values())
 
     def run(
         self,

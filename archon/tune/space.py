@@ -21,7 +21,7 @@ from typing import Any
 
 import optuna
 
-import samplers.ops  # noqa: F401 - registers the operators
+from archon import plugins
 from archon.core.registry import OPERATORS
 from archon.spec.load import SpecError
 from archon.spec.models import NodeSpec, Spec, Tunable, TuneRange
@@ -76,31 +76,34 @@ def op_space(node: NodeSpec, op: str) -> dict[str, TuneRange]:
     }
 
 
-def cost_knobs(spec: Spec, params: Mapping[str, Any]) -> list[str]:
-    """The parameters among a trial's ``params`` that its cost grows with (e.g. ``answer.n``).
+def cost_knobs(spec: Spec, params: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """The parameters among a trial's ``params`` that its cost grows with, by node, with their exponents.
 
-    Those of the nodes the trial keeps, for the op each one chose: the tuned params its operator names in
-    ``cost_knobs``.
+    For each node the trial keeps, the tuned integer params that its chosen operator declares in
+    ``cost_growth`` (cost grows as ``param ** exponent``); nodes without such a param are left out.
 
     Example:
         >>> from archon.spec import parse_spec
         >>> s = parse_spec({"engines": {"m": {"model": "tiny-l"}}, "pipeline": [{"id": "a", "op": "sample",
         ...     "params": {"engine": "m", "n": {"tune": {"type": "int", "low": 1, "high": 8}}}}]})
         >>> cost_knobs(s, {"a.n": 4})
-        ['a.n']
+        {'a': {'a.n': 1.0}}
     """
-    names: list[str] = []
+    out: dict[str, dict[str, float]] = {}
     for node in spec.pipeline:
         enabled = params.get(f"{node.id}.enabled") if isinstance(node.enabled, Tunable) else node.enabled
         if not enabled:
             continue
         op = str(params.get(f"{node.id}.op") if isinstance(node.op, Tunable) else node.op)
-        knobs = getattr(OPERATORS.get(op).params, "cost_knobs", ())
+        growth = OPERATORS.get(op).params.cost_growth
+        knobs: dict[str, float] = {}
         for key, value in node.params_for(op, _fields(op)).items():
             name = _param_name(node, op, key)
-            if key in knobs and isinstance(value, Tunable) and value.tune.type == "int" and name in params:
-                names.append(name)
-    return names
+            if key in growth and isinstance(value, Tunable) and value.tune.type == "int" and name in params:
+                knobs[name] = float(growth[key])
+        if knobs:
+            out[node.id] = knobs
+    return out
 
 
 def walk(spec: Spec, choose: Chooser) -> Spec:
@@ -131,6 +134,7 @@ def _param_name(node: NodeSpec, op: str, key: str) -> str:
 
 
 def _fields(op: str) -> set[str]:
+    plugins.load()
     return set(OPERATORS.get(op).params.model_fields)
 
 

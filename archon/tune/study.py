@@ -34,6 +34,7 @@ import optuna
 import yaml
 
 from archon.core import ArchonError, Problem
+from archon.core.operators import repair_factors
 from archon.spec.load import SpecError
 from archon.spec.models import Spec
 from archon.tune.evaluate import Evaluator
@@ -310,15 +311,17 @@ class Study:
         return ev.accuracy, ev.cost[self.options.objectives[1]]
 
     def _repair(self, trial: optuna.Trial, violations: dict[str, float]) -> None:
-        """Queue ``trial`` again with its cost knobs scaled by the budget's share of its cost.
+        """Queue ``trial`` again with its cost knobs scaled down so that its cost fits the budget.
 
-        A trial over the budget says where accuracy is but not what fits; with ``n`` cut to fit, the next
-        trial tries that configuration within the budget (TPE, which ranks infeasible trials below every
-        feasible one, would otherwise learn only that the region is infeasible). Every knob is scaled by
-        the smallest ``limit / cost`` (a cost linear in them then fits, up to the part that does not
-        grow with them), rounded down onto its grid, and lowered by at least one step. A repair that
-        still does not fit is repaired once more; none is queued when a knob would go below its range
-        or the same configuration was already tried.
+        A trial over the budget says where accuracy is but not what fits; with its knobs cut to fit,
+        the next trial tries that configuration within the budget (TPE, which ranks infeasible trials
+        below every feasible one, would otherwise learn only that the region is infeasible). The cost
+        must shrink by the smallest ``limit / cost``; each node's tuned knobs are scaled as its
+        operator's declared ``cost_growth`` says (:func:`~archon.core.operators.repair_factors`: ``n``
+        by the ratio, ``n`` and ``width`` of an ``n × width`` search by its square root), rounded down
+        onto their grid, and lowered by at least one step. A repair that still does not fit is repaired
+        once more; none is queued when a knob would go below its range or the same configuration was
+        already tried.
         """
         depth = int(trial.user_attrs.get("repair_depth", 0))
         knobs = cost_knobs(self.spec, trial.params)
@@ -326,16 +329,17 @@ class Study:
             return
         ratio = min(1.0 / (1.0 + v) for v in violations.values() if v > 0)
         params = dict(trial.params)
-        for name in knobs:
-            dist = trial.distributions[name]
-            if not isinstance(dist, optuna.distributions.IntDistribution):
-                return
-            value, step = int(params[name]), dist.step
-            target = dist.low + (int(value * ratio) - dist.low) // step * step
-            target = min(target, value - step)
-            if target < dist.low:
-                return
-            params[name] = target
+        for growth in knobs.values():
+            for name, factor in repair_factors(growth, growth, ratio).items():
+                dist = trial.distributions[name]
+                if not isinstance(dist, optuna.distributions.IntDistribution):
+                    return
+                value, step = int(params[name]), dist.step
+                target = dist.low + (int(value * factor) - dist.low) // step * step
+                target = min(target, value - step)
+                if target < dist.low:
+                    return
+                params[name] = target
         self.study.enqueue_trial(
             params, user_attrs={"repair_of": trial.number, "repair_depth": depth + 1}, skip_if_exists=True
         )

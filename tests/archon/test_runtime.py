@@ -93,6 +93,7 @@ def test_named_operators_equal_their_primitive_chains():
     from archon.core import State
     from archon.runtime import NodeContext
     from samplers import ops
+    from verifiers import ops as judge
 
     spec = load_spec(EXAMPLES / "best_of_n.yaml")
     runner = Runner(spec)
@@ -103,10 +104,11 @@ def test_named_operators_equal_their_primitive_chains():
         ctx = NodeContext(runner, "n", p.id, seed=11)
         named = await ops.best_of_n(ctx, State(p), ops.BestOfNParams(**sample_p, verifier="orm"))
         s = await ops.sample(ctx, State(p), ops.SampleParams(**sample_p))
-        s = await ops.score(ctx, s, ops.ScoreParams(verifier="orm"))
-        chain = await ops.select(ctx, s, ops.SelectParams(by="orm"))
+        s = await judge.score(ctx, s, judge.ScoreParams(verifier="orm"))
+        chain = await judge.select(ctx, s, judge.SelectParams(by="orm"))
         sc_named = await ops.self_consistency(ctx, State(p), ops.SelfConsistencyParams(**sample_p))
-        sc_chain = await ops.vote(ctx, await ops.sample(ctx, State(p), ops.SampleParams(**sample_p)), ops.VoteParams())
+        sampled = await ops.sample(ctx, State(p), ops.SampleParams(**sample_p))
+        sc_chain = await judge.vote(ctx, sampled, judge.VoteParams())
         return named, chain, sc_named, sc_chain
 
     try:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archon.core import ChargedEngine, Completion, GenRequest, GenResult, ModelFacts, Prices, Usage
+from archon.core import ChargedEngine, Completion, EngineBase, GenRequest, GenResult, ModelFacts, Prices, Usage
 from budgets import LIMITS, Budget, BudgetError, BudgetExhausted, Cost, CostModel, Ledger, Limits, Scope, profile
 
 FACTS = ModelFacts.from_config(
@@ -25,7 +25,7 @@ FACTS = ModelFacts.from_config(
 )
 
 
-class FakeEngine:
+class FakeEngine(EngineBase):
     """A pure-logic engine: token counts from the prompt's length, random completion lengths, random failures."""
 
     name = "fake"

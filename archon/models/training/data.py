@@ -3,7 +3,7 @@
 Arith problems come from their own seed and never repeat a question of the
 shipped ``dev``/``test`` splits. Facts examples come from a separately seeded
 world of invented people that shares no name with the shipped corpus; each
-example puts the gold document among 0-3 distractors (the near-duplicate twin
+example puts the gold document among 0-3 distractors (by default) (the near-duplicate twin
 included when there is one) and asks for one fact.
 """
 
@@ -94,17 +94,35 @@ def open_people() -> tuple[facts.Person, ...]:
     )
 
 
-def facts_example(rng: random.Random, max_distractors: int = 3, *, world: str = "train") -> tuple[str, str]:
-    """One (context + question, answer) pair of a training facts world (``train`` or ``open``)."""
+def facts_example(
+    rng: random.Random, max_distractors: int = 3, *, world: str = "train", min_distractors: int | None = None
+) -> tuple[str, str]:
+    """One (context + question, answer) pair of a training facts world (``train`` or ``open``).
+
+    With ``min_distractors`` the context holds the gold document and a number of
+    other documents drawn uniformly from ``[min_distractors, max_distractors]``,
+    the near-duplicate twin always among them when there is one (as retrieval
+    would hand it). Without it, the earlier phases' draw is kept, so that they
+    reproduce: the twin with probability 0.7, and a stopping rule that favours
+    few documents.
+    """
     persons = train_people() if world == "train" else open_people()
     i = rng.randrange(len(persons))
     gold = persons[i]
     docs = [gold.document()]
+    twin_p = 0.7 if min_distractors is None else 1.0
     for j in (i - 1, i + 1):  # the near-duplicate twin sits next to its original
-        if 0 <= j < len(persons) and facts.near_duplicate(gold.name, persons[j].name) and rng.random() < 0.7:
+        if 0 <= j < len(persons) and facts.near_duplicate(gold.name, persons[j].name) and rng.random() < twin_p:
             docs.append(persons[j].document())
-    while len(docs) < 1 + rng.randint(0, max_distractors):
-        docs.append(persons[rng.randrange(len(persons))].document())
+    if min_distractors is None:
+        while len(docs) < 1 + rng.randint(0, max_distractors):
+            docs.append(persons[rng.randrange(len(persons))].document())
+    else:
+        count = 1 + rng.randint(min_distractors, max_distractors)
+        while len(docs) < count:
+            d = persons[rng.randrange(len(persons))].document()
+            if d not in docs:
+                docs.append(d)
     rng.shuffle(docs)
     attr = rng.choice(facts.ATTRIBUTES)
     question = facts.QUESTIONS[attr].format(name=gold.name)
@@ -128,17 +146,26 @@ def copy_example(rng: random.Random) -> tuple[str, str]:
 
 
 KINDS = {
-    "arith": arith_example,
-    "facts": facts_example,
-    "open_facts": lambda rng: facts_example(rng, world="open"),
-    "copy": copy_example,
+    "arith": lambda rng, _: arith_example(rng),
+    "facts": lambda rng, k: facts_example(rng, k[0], min_distractors=k[1]),
+    "open_facts": lambda rng, k: facts_example(rng, k[0], min_distractors=k[1], world="open"),
+    "copy": lambda rng, _: copy_example(rng),
 }
 
 
-def examples(seed: int, kind: str) -> Iterator[tuple[list[int], int]]:
-    """Endless ``(token ids, completion start)`` pairs of one kind: prompt ids then ``solution</s>``."""
+def examples(
+    seed: int, kind: str, max_distractors: int = 3, min_distractors: int | None = None
+) -> Iterator[tuple[list[int], int]]:
+    """Endless ``(token ids, completion start)`` pairs of one kind: prompt ids then ``solution</s>``.
+
+    Facts examples put the gold document among other documents (``facts_example``).
+    """
     rng = random.Random(seed)
-    make = KINDS[kind]
+    kind_maker = KINDS[kind]
+
+    def make(rng: random.Random) -> tuple[str, str]:
+        return kind_maker(rng, (max_distractors, min_distractors))
+
     while True:
         user, completion = make(rng)
         prompt = encode_prompt(user)

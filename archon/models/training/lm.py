@@ -41,6 +41,8 @@ class LMSpec:
     copy_fraction: float = 0.0
     open_facts_fraction: float = 0.0
     context_weight: float = 0.2
+    max_distractors: int = 3
+    min_distractors: int | None = None
     seed: int = 0
     context_length: int = 2048
 
@@ -69,9 +71,9 @@ def _batches(spec: LMSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
     """Endless (ids, loss weights, is_facts) batches, padded on the right."""
     rng = random.Random(spec.seed + 1)
     arith = examples(spec.seed + 2, "arith")
-    facts = examples(spec.seed + 3, "facts")
+    facts = examples(spec.seed + 3, "facts", spec.max_distractors, spec.min_distractors)
     copy = examples(spec.seed + 4, "copy")
-    open_facts = examples(spec.seed + 5, "open_facts")
+    open_facts = examples(spec.seed + 5, "open_facts", spec.max_distractors, spec.min_distractors)
     while True:
         u = rng.random()
         is_facts = u < spec.facts_fraction

@@ -60,11 +60,11 @@ def test_within_problem_auc_counts_pairs_inside_each_problem_only():
 
 
 def test_best_of_and_weighted_majority_skip_missing_scores():
-    from archon.core.metrics import best_of, weighted_majority
+    from archon.core.metrics import best_of
 
     nan = float("nan")
     assert best_of(["a", "b", "c"], [nan, 0.2, 0.1]) == "b"
     assert best_of(["a", "b"], [nan, nan]) == "a" and best_of([], []) is None
-    assert weighted_majority(["a", "b", "b", None], [0.6, 0.4, 0.3, 5.0]) == "b"
-    assert weighted_majority(["a", "b"], [0.5, 0.5]) == "a"  # ties: the answer seen first
-    assert weighted_majority([None], [1.0]) is None
+    assert majority(["a", "b", "b", None], [0.6, 0.4, 0.3, 5.0]) == "b"
+    assert majority(["a", "b"], [0.5, 0.5]) == "a"  # ties: the answer seen first
+    assert majority([None], [1.0]) is None

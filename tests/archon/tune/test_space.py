@@ -112,11 +112,12 @@ def test_cost_knobs_are_the_chosen_ops_tuned_sample_counts() -> None:
     spec = parse_spec(data)
     base = {"answer.engine": "large", "answer.n": 4, "answer.temperature": 0.5, "rescore.enabled": True}
     sc = {**base, "answer.op": "self_consistency", "answer.self_consistency.max_tokens": 64}
-    assert cost_knobs(spec, {**sc, "more.enabled": True, "more.n": 2}) == ["answer.n", "more.n"]
-    assert cost_knobs(spec, {**sc, "more.enabled": False}) == ["answer.n"]  # a left-out node has none
+    both = cost_knobs(spec, {**sc, "more.enabled": True, "more.n": 2})
+    assert both == {"answer": {"answer.n": 1.0}, "more": {"more.n": 1.0}}  # by node, with the declared growth
+    assert cost_knobs(spec, {**sc, "more.enabled": False}) == {"answer": {"answer.n": 1.0}}  # left out: none
     answer = data["pipeline"][0]
     fixed = parse_spec({**data, "pipeline": [{**answer, "params": {**answer["params"], "n": 8}}]})
-    assert cost_knobs(fixed, sc) == []  # a fixed n is no knob; max_tokens is not one either
+    assert cost_knobs(fixed, sc) == {}  # a fixed n is no knob; max_tokens is not one either
 
 
 def test_concretize_casts_and_fills_values() -> None:

@@ -1,0 +1,40 @@
+"""The one loader of operators and resource kinds: the built-in modules, then the plugins' entry points.
+
+Validation, ``archon run``, ``archon tune``, ``archon ops`` and the Python API all call :func:`load`
+before they look anything up in the registries, so an operator or kind is known everywhere or nowhere.
+A plugin package declares entry points in the groups ``archon.operators``, ``archon.verifiers``,
+``archon.engines`` and ``archon.retrievers`` (see ``docs/operators.md``)::
+
+    [project.entry-points."archon.operators"]
+    my_ops = "my_package.ops"          # a module whose import registers operators
+
+    [project.entry-points."archon.verifiers"]
+    my_kind = "my_package.kinds:build" # a builder, registered as verifier kind ``my_kind``
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from archon.core.registry import load_entry_points
+
+BUILTIN = (
+    "samplers.engines",  # engine kinds: transformers, openai, vllm
+    "samplers.ops",  # generation operators: sample, best_of_n, self_consistency
+    "verifiers.kinds",  # verifier kinds
+    "verifiers.ops",  # judgement operators: score, select, vote, weighted_vote
+)
+"""The project's own modules that register operators and kinds."""
+
+
+@cache
+def _builtin() -> None:
+    for module in BUILTIN:
+        importlib.import_module(module)
+
+
+def load() -> None:
+    """Register every built-in operator and kind, then every installed plugin's (each loaded once)."""
+    _builtin()
+    load_entry_points()

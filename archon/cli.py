@@ -15,7 +15,7 @@ from rich.table import Table
 
 from archon import __version__
 from archon.core import ArchonError
-from budgets import BudgetError
+from budgets import COSTS, BudgetError
 
 app = typer.Typer(
     name="archon",
@@ -121,6 +121,64 @@ def cost(
 
 
 @app.command()
+def ops(
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as one JSON object.")] = False,
+) -> None:
+    """List every operator (built-in and plugins') with its summary and params, and every resource kind."""
+    import json
+
+    from archon import plugins
+    from archon.core.registry import ENGINE_KINDS, OPERATORS, RETRIEVER_KINDS, VERIFIER_KINDS
+
+    plugins.load()
+    listing = {
+        "operators": [_op_entry(OPERATORS.get(name)) for name in OPERATORS.names()],
+        "kinds": {
+            what: [{"kind": k.name, "summary": k.summary, "module": k.module} for k in map(reg.get, reg.names())]
+            for what, reg in (("verifiers", VERIFIER_KINDS), ("engines", ENGINE_KINDS), ("retrievers", RETRIEVER_KINDS))
+        },
+    }
+    if as_json:
+        typer.echo(json.dumps(listing, indent=1))
+        return
+    table = Table(title="operators")
+    for col in ("op", "summary", "params"):
+        table.add_column(col)
+    for op in listing["operators"]:
+        params = ", ".join(f"{p['name']}{'' if p['required'] else '=' + _short(p['default'])}" for p in op["params"])
+        table.add_row(op["name"], op["summary"], params)
+    Console().print(table)
+    for what, kinds in listing["kinds"].items():
+        names = ", ".join(k["kind"] for k in kinds) or "none"
+        Console().print(f"[bold]{what[:-1]} kinds:[/] {names}", highlight=False)
+
+
+def _op_entry(op: Any) -> dict[str, Any]:
+    """One operator of ``archon ops``: name, summary, module, params (type, default, reference, cost growth)."""
+    from archon.core.operators import Ref
+
+    params = []
+    for name, field in op.params.model_fields.items():
+        ref = next((m for m in field.metadata if isinstance(m, Ref)), None)
+        params.append(
+            {
+                "name": name,
+                "type": _type_name(field.annotation),
+                "required": field.is_required(),
+                "default": None if field.is_required() else field.get_default(call_default_factory=True),
+                "reference": ref.kind if ref else None,
+                "cost_growth": op.params.cost_growth.get(name),
+                "description": field.description,
+            }
+        )
+    return {"name": op.name, "summary": op.summary, "module": op.module, "params": params}
+
+
+def _type_name(annotation: Any) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of pipeline specs (for editors' completion and checking)."""
     import json
@@ -178,17 +236,12 @@ def run_spec(
 
     from rich.progress import Progress
 
-    from archon import data
     from archon.runtime import Runner
     from archon.spec import SpecError, load_spec
 
     s = load_spec(spec)
-    name = dataset or (s.dataset.name if s.dataset else None)
-    if name is None:
-        raise SpecError(f"{spec}: no dataset: give --dataset or a dataset section")
-    problems_ = data.load(name, split=split or (s.dataset.split if s.dataset else "dev"))
-    n = limit or (s.dataset.limit if s.dataset else None)
-    problems_ = problems_[:n] if n else problems_
+    name = _dataset_of(spec, s, dataset, split, limit).name
+    problems_ = _problems(spec, s, dataset, split, limit)
     if resume and not out:
         raise SpecError("--resume needs --out (the run directory to continue)")
     runner = Runner(s, seed=seed)
@@ -208,14 +261,8 @@ def run_spec(
     table.add_row("coverage", "-" if cov is None else f"{cov:.3f}")
     table.add_row("errors", str(summary["errors"]))
     per = summary["per_problem"]
-    for key, label in (
-        ("flops", "FLOPs / problem"),
-        ("tokens", "tokens / problem"),
-        ("seconds", "wall s / problem"),
-        ("latency", "idealized latency s / problem"),
-        ("dollars", "dollars / problem"),
-    ):
-        table.add_row(label, f"{per.get(key, 0):.4g}")
+    for key, label in COSTS.items():
+        table.add_row(f"{label} / problem", f"{per.get(key, 0):.4g}")
     table.add_row("wall seconds (run)", f"{summary['seconds']:.2f}")
     Console().print(table)
     Console().print(runner.ledger.table("node"))
@@ -223,14 +270,10 @@ def run_spec(
 
 def _problems(spec_file: str, s: Any, dataset: str | None, split: str | None, limit: int | None) -> list[Any]:
     from archon import data
-    from archon.spec import SpecError
 
-    name = dataset or (s.dataset.name if s.dataset else None)
-    if name is None:
-        raise SpecError(f"{spec_file}: no dataset: give --dataset or a dataset section")
-    problems_ = data.load(name, split=split or (s.dataset.split if s.dataset else "dev"))
-    n = limit or (s.dataset.limit if s.dataset else None)
-    return problems_[:n] if n else problems_
+    d = _dataset_of(spec_file, s, dataset, split, limit)
+    problems_ = data.load(d.name, split=d.split)
+    return problems_[: d.limit] if d.limit else problems_
 
 
 @app.command()
@@ -240,6 +283,7 @@ def tune(
     timeout: Annotated[float | None, typer.Option(help="Stop starting trials after S seconds.")] = None,
     budget_flops: Annotated[float | None, typer.Option(help="Limit: mean FLOPs per problem.")] = None,
     budget_tokens: Annotated[float | None, typer.Option(help="Limit: mean tokens per problem.")] = None,
+    budget_calls: Annotated[float | None, typer.Option(help="Limit: mean model calls per problem.")] = None,
     budget_latency: Annotated[
         float | None, typer.Option(help="Limit: mean idealized latency per problem (s), on --hardware.")
     ] = None,
@@ -256,7 +300,7 @@ def tune(
     ] = None,
     minibatch: Annotated[int | None, typer.Option(help="Score trials on N problems; re-score the best.")] = None,
     storage: Annotated[str | None, typer.Option(help="Optuna RDB URL (postgresql://...); default SQLite.")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes sharing the study.")] = 1,
+    workers: Annotated[int | None, typer.Option(help="Worker processes sharing the study (default 1).")] = None,
     out: Annotated[str | None, typer.Option(help="Study directory (default: studies/SPEC-STEM).")] = None,
     study_name: Annotated[str | None, typer.Option("--study", help="Study name (default: the spec's stem).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the study in --out.")] = False,
@@ -271,7 +315,12 @@ def tune(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
     worker: Annotated[bool, typer.Option(hidden=True, help="Run trials only (spawned by --workers).")] = False,
 ) -> None:
-    """Tune a spec's {tune: ...} values with Optuna under compute limits; write best.yaml."""
+    """Tune a spec's {tune: ...} values with Optuna under compute limits; write best.yaml.
+
+    The flags override the spec's ``tune`` section field for field; the result is validated once, as a
+    ``TuneSpec``. Worker processes (``--workers``) read the resolved spec the study writes
+    (``worker.yaml``: data set and tune settings included), not a copy of the flags.
+    """
     import json
     import subprocess
     import warnings
@@ -280,75 +329,51 @@ def tune(
     import optuna
 
     from archon.spec import load_spec
-    from archon.tune.study import Study, StudyError, TuneOptions
+    from archon.tune.study import Study, StudyError
+    from budgets import LIMITS
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     s = load_spec(spec)
-    problems_ = _problems(spec, s, dataset, split, limit)
-    limits = {
-        k: v
-        for k, v in (
-            ("flops", budget_flops),
-            ("tokens", budget_tokens),
-            ("latency", budget_latency),
-            ("seconds", budget_seconds),
-            ("dollars", budget_dollars),
-        )
-        if v is not None
+    flags = locals()
+    limits = {k: flags[f"budget_{k}"] for k in LIMITS if flags[f"budget_{k}"] is not None}
+    overrides = {
+        "budget": limits,
+        "trials": trials,
+        "timeout": timeout,
+        "hardware": hardware,
+        "objectives": objectives.split(",") if objectives else None,
+        "sampler": sampler,
+        "startup": startup,
+        "minibatch": minibatch,
+        "storage": storage,
+        "workers": workers,
+        "study": study_name or (None if worker else (s.tune.study if s.tune and s.tune.study else Path(spec).stem)),
+        "cache": False if no_cache else None,
+        "repair": False if no_repair else None,
+        "seed": seed,
     }
-    options = TuneOptions.from_spec(
-        s,
-        budget=limits,
-        trials=trials,
-        timeout=timeout,
-        hardware=hardware,
-        objectives=objectives.split(",") if objectives else None,
-        sampler=sampler,
-        startup=startup,
-        minibatch=minibatch,
-        storage=storage,
-        workers=workers,
-        study=study_name or Path(spec).stem,
-        cache=False if no_cache else None,
-        repair=False if no_repair else None,
-        seed=seed,
-    )
-    _check_options(options)
+    options = _tune_options(s, overrides)
+    problems_ = _problems(spec, s, dataset, split, limit)
     directory = Path(out) if out else Path("studies") / Path(spec).stem
-    if workers > 1:  # the processes share the cores instead of each taking all of them
+    if options.workers > 1:  # the processes share the cores instead of each taking all of them
         import os
 
         import torch
 
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = max(1, (os.cpu_count() or 1) // options.workers)
         torch.set_num_threads(threads)
         os.environ["OMP_NUM_THREADS"] = str(threads)
     console = Console(stderr=True)
     table = _TrialTable(console, options, quiet=as_json or worker)
     study = Study(s, problems_, directory, options, resume=resume, worker=worker, on_trial=table.row)
     procs = []
-    if workers > 1 and not worker:
-        args = [sys.executable, "-m", "archon.cli", "tune", spec, "--out", str(directory), "--worker"]
-        args += ["--study", options.study or "study", "--workers", str(workers)]
-        if storage:
-            args += ["--storage", storage]
-        for flag, value in (("--dataset", dataset), ("--split", split), ("--limit", limit), ("--seed", seed)):
-            if value is not None:
-                args += [flag, str(value)]
-        for flag, value in (("--trials", trials), ("--timeout", timeout), ("--minibatch", minibatch)):
-            if value is not None:
-                args += [flag, str(value)]
-        for k, v in limits.items():
-            args += [f"--budget-{k}", str(v)]
-        for flag, value in (("--hardware", hardware), ("--objectives", objectives), ("--sampler", sampler)):
-            if value is not None:
-                args += [flag, value]
-        if no_cache:
-            args.append("--no-cache")
-        if no_repair:
-            args.append("--no-repair")
-        procs = [subprocess.Popen(args) for _ in range(workers - 1)]
+    if options.workers > 1 and not worker:
+        resolved = s.model_copy(update={"tune": options, "dataset": _dataset_of(spec, s, dataset, split, limit)})
+        worker_spec = directory / "worker.yaml"
+        worker_spec.write_text(resolved.model_dump_json(exclude_none=True, exclude_defaults=True))
+        args = [sys.executable, "-m", "archon.cli", "tune", str(worker_spec), "--out", str(directory), "--worker"]
+        procs = [subprocess.Popen(args) for _ in range(options.workers - 1)]
     table.header()
     try:
         study.optimize()
@@ -369,26 +394,50 @@ def tune(
         raise StudyError(f"{directory}: no configuration met the limits {options.budget} (of {table.seen} trials)")
 
 
-def _check_options(options: Any) -> None:
+_TUNE_FLAGS = {"study": "--study", "cache": "--no-cache", "repair": "--no-repair"}
+
+
+def _tune_options(s: Any, overrides: dict[str, Any]) -> Any:
+    """The spec's ``tune`` section with the flags' overrides, validated once as a ``TuneSpec``.
+
+    An invalid value is one line naming the flag (``--budget-flops``, ``--objectives`` ...).
+    """
+    from pydantic import ValidationError
+
     from archon.spec import SpecError
-    from archon.tune.startup import STARTUPS
+    from archon.spec.models import TuneSpec
 
-    if ("latency" in options.budget or "latency" in options.objectives) and not options.hardware:
-        raise SpecError("--budget-latency (or a latency objective) needs --hardware NAME (see archon hardware list)")
-    if options.hardware:
-        from budgets import profile
+    try:
+        return TuneSpec.of(s, **overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(x) for x in err["loc"]]
+        if loc and loc[0] == "budget":
+            flag = f"--budget-{loc[1]}" if len(loc) > 1 else "--budget-*"
+        elif loc:
+            flag = _TUNE_FLAGS.get(loc[0], f"--{loc[0].replace('_', '-')}")
+        else:
+            flag = "tune"
+        raise SpecError(f"{flag}: {err['msg'].removeprefix('Value error, ')}") from None
 
-        profile(options.hardware)
-    if options.objectives[0] != "accuracy" or len(options.objectives) > 2:
-        raise SpecError(f"--objectives: accuracy, optionally followed by one cost; got {','.join(options.objectives)}")
-    known = ("flops", "latency", "tokens", "seconds", "dollars")
-    for o in options.objectives[1:]:
-        if o not in known:
-            raise SpecError(f"--objectives: unknown cost {o!r}; one of {', '.join(known)}")
-    if options.sampler not in ("tpe", "nsga2", "gp", "random"):
-        raise SpecError(f"--sampler: unknown sampler {options.sampler!r}; one of tpe, nsga2, gp, random")
-    if options.startup not in STARTUPS:
-        raise SpecError(f"--startup: unknown startup design {options.startup!r}; one of {', '.join(STARTUPS)}")
+
+def _dataset_of(spec_file: str, s: Any, dataset: str | None, split: str | None, limit: int | None) -> Any:
+    """The data set a command reads: the flags over the spec's ``dataset`` section."""
+    from pathlib import Path
+
+    from archon.spec import SpecError
+    from archon.spec.models import DatasetSpec
+
+    name = dataset or (s.dataset.name if s.dataset else None)
+    if name is None:
+        raise SpecError(f"{spec_file}: no dataset: give --dataset or a dataset section")
+    if Path(name).expanduser().is_file():  # a path stays right from another directory (worker processes)
+        name = str(Path(name).expanduser().resolve())
+    return DatasetSpec(
+        name=name,
+        split=split or (s.dataset.split if s.dataset else "dev"),
+        limit=limit or (s.dataset.limit if s.dataset else None),
+    )
 
 
 class _TrialTable:

@@ -215,6 +215,9 @@ def main() -> None:
     """Run every case, print a table, write the JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    ap.add_argument(
+        "--results", type=Path, default=RESULTS, help="folder the JSON is written to (default: benchmarks/results)"
+    )
     ap.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 5; 1 quick)")
     ap.add_argument("--time", nargs=2, metavar=("CASE", "SIZE"), help=argparse.SUPPRESS)
     ap.add_argument("--memory", nargs=3, metavar=("CASE", "VARIANT", "SIZE"), help=argparse.SUPPRESS)
@@ -278,8 +281,8 @@ def main() -> None:
         "rows": rows,
         "date": time.strftime("%Y-%m-%d"),
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("engines_quick.json" if args.quick else "engines.json")
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / ("engines_quick.json" if args.quick else "engines.json")
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {out.relative_to(ROOT)}")
 

@@ -150,6 +150,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=ROOT / "benchmarks" / "results",
+        help="folder the JSON is written to (default: benchmarks/results)",
+    )
     args = ap.parse_args()
 
     import torch
@@ -179,7 +185,7 @@ def main() -> int:
     seconds = time.perf_counter() - start
     print(f"\n{seconds:.0f} s")
     suffix = "" if args.device.startswith("cuda") else "_cpu"
-    out = ROOT / "benchmarks" / "results" / f"gpu_check{suffix}.json"
+    out = args.results / f"gpu_check{suffix}.json"
     out.parent.mkdir(exist_ok=True)
     report = {"device": name, "torch": torch.__version__, "checks": checks, "n_samples": bench, "seconds": seconds}
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -63,6 +63,12 @@ def main() -> None:
     """Run the examples, print a table, write the JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=ROOT / "benchmarks" / "results",
+        help="folder the JSON is written to (default: benchmarks/results)",
+    )
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 ...")
     args = ap.parse_args()
 
@@ -108,7 +114,7 @@ def main() -> None:
         "best_of_n_concurrent_speedup": speedup,
     }
     stem = "pipelines" + ("_quick" if args.quick else "") + ("" if args.device == "cpu" else "_cuda")
-    out = ROOT / "benchmarks" / "results" / f"{stem}.json"
+    out = args.results / f"{stem}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")

@@ -39,10 +39,11 @@ BASELINES = {"greedy": "greedy.yaml", "best_of_16": "best_of_n.yaml", "self_cons
 
 def study(spec: Any, problems: list[Any], directory: Path, **options: Any) -> tuple[Any, dict[str, Any], float]:
     """Run one study to the end; return it (closed), its result and its wall time."""
-    from archon.tune.study import Study, TuneOptions
+    from archon.spec.models import TuneSpec
+    from archon.tune.study import Study
 
     cache_path = options.pop("cache_path", None)
-    s = Study(spec, problems, directory, TuneOptions.from_spec(spec, **options), cache_path=cache_path)
+    s = Study(spec, problems, directory, TuneSpec.of(spec, **options), cache_path=cache_path)
     start = time.perf_counter()
     try:
         s.optimize()

@@ -34,6 +34,12 @@ def main() -> None:
     """Sample, score, time, print and write the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument(
+        "--results",
+        type=Path,
+        default=ROOT / "benchmarks" / "results",
+        help="folder the JSON is written to (default: benchmarks/results)",
+    )
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
@@ -120,7 +126,7 @@ def main() -> None:
         "figures": figures,
         "timings": timings,
     }
-    out = ROOT / "benchmarks" / "results" / ("verifiers_quick.json" if args.quick else "verifiers.json")
+    out = args.results / ("verifiers_quick.json" if args.quick else "verifiers.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")

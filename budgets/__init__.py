@@ -4,9 +4,10 @@ from budgets.cost import CostModel
 from budgets.errors import BudgetError, BudgetExhausted, ProfileError
 from budgets.facts import DTYPE_BYTES, ModelFacts
 from budgets.hardware import HardwareProfile, load_profiles, profile
-from budgets.ledger import LIMITS, Budget, Cost, Ledger, Limits, Reservation, Scope
+from budgets.ledger import COSTS, LIMITS, Budget, Cost, Ledger, Limits, Reservation, Scope
 
 __all__ = [
+    "COSTS",
     "DTYPE_BYTES",
     "LIMITS",
     "Budget",

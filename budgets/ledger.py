@@ -58,8 +58,19 @@ class Cost:
         return {**asdict(self), "tokens": self.tokens}
 
 
-LIMITS = ("flops", "tokens", "calls", "seconds", "latency", "dollars")
-"""The quantities a budget can limit."""
+COSTS: dict[str, str] = {
+    "flops": "FLOPs",
+    "tokens": "tokens",
+    "calls": "model calls",
+    "seconds": "wall seconds",
+    "latency": "idealized latency (s)",
+    "dollars": "dollars",
+}
+"""The cost vocabulary, defined once: every quantity a run records per problem and a budget can limit
+(ledger limits, a spec's ``budget`` and ``tune.budget``, ``archon tune --budget-*`` flags, a study's cost
+objective), with the label reports print."""
+LIMITS = tuple(COSTS)
+"""The quantities a budget can limit (the keys of :data:`COSTS`)."""
 
 
 @dataclass(frozen=True, slots=True)

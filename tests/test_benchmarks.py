@@ -1,4 +1,7 @@
-"""The benchmark scripts run end to end (small sizes) and write their figures; no timing is asserted."""
+"""The benchmark scripts run end to end (small sizes) and write their figures; no timing is asserted.
+
+Every script writes into a temporary directory (``--results``), never into ``benchmarks/results/``.
+"""
 
 import json
 import subprocess
@@ -12,19 +15,19 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-def test_gpu_check_runs_its_correctness_checks_on_the_cpu():
-    done = run("benchmarks/gpu_check.py", "--device", "cpu", "--repeats", "1")
+def test_gpu_check_runs_its_correctness_checks_on_the_cpu(tmp_path):
+    done = run("benchmarks/gpu_check.py", "--device", "cpu", "--repeats", "1", "--results", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
-    report = json.loads((ROOT / "benchmarks/results/gpu_check_cpu.json").read_text())
+    report = json.loads((tmp_path / "gpu_check_cpu.json").read_text())
     assert {c["check"] for c in report["checks"]} >= {"greedy equals model.generate", "seeded samples reproducible"}
     assert all(c["passed"] for c in report["checks"])
     assert [r["n"] for r in report["n_samples"]] == [1, 4, 16, 64]
 
 
-def test_engine_benchmark_quick_run_writes_every_case():
-    done = run("benchmarks/engines.py", "--quick")
+def test_engine_benchmark_quick_run_writes_every_case(tmp_path):
+    done = run("benchmarks/engines.py", "--quick", "--results", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
-    report = json.loads((ROOT / "benchmarks/results/engines_quick.json").read_text())
+    report = json.loads((tmp_path / "engines_quick.json").read_text())
     cases = {(r["case"], r["variant"]) for r in report["rows"]}
     assert cases == {
         ("samples", "generate"),
@@ -39,18 +42,18 @@ def test_engine_benchmark_quick_run_writes_every_case():
     assert prefix["cache"]["cached_tokens"] > 0 == prefix["no-cache"]["cached_tokens"]
 
 
-def test_verifier_benchmark_quick_run_writes_its_figures():
-    done = run("benchmarks/verifiers.py", "--quick", "--repeats", "1")
+def test_verifier_benchmark_quick_run_writes_its_figures(tmp_path):
+    done = run("benchmarks/verifiers.py", "--quick", "--repeats", "1", "--results", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
-    figures = json.loads((ROOT / "benchmarks/results/verifiers_quick.json").read_text())["figures"]
+    figures = json.loads((tmp_path / "verifiers_quick.json").read_text())["figures"]
     assert 0.5 < figures["tiny-prm step AUC"] <= 1.0 and figures["steps"] > 100
     assert figures["steps/s batched"] > 0 and figures["steps/s one at a time"] > 0
 
 
-def test_pipeline_benchmark_quick_run_writes_every_example():
-    done = run("benchmarks/pipelines.py", "--quick")
+def test_pipeline_benchmark_quick_run_writes_every_example(tmp_path):
+    done = run("benchmarks/pipelines.py", "--quick", "--results", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
-    report = json.loads((ROOT / "benchmarks/results/pipelines_quick.json").read_text())
+    report = json.loads((tmp_path / "pipelines_quick.json").read_text())
     assert set(report["examples"]) == {"greedy", "best_of_n", "self_consistency", "ensemble"}
     for row in report["examples"].values():
         assert 0 <= row["accuracy"] <= row["coverage"] <= 1 and row["flops_per_problem"] > 0

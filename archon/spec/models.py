@@ -8,11 +8,12 @@ part of the tuning search space.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from archon.core.registry import VERIFIER_KINDS, UnknownOperatorError
+from budgets import LIMITS, ProfileError, profile
 from samplers.engines import EngineConfig
 
 
@@ -152,8 +153,8 @@ class BudgetSpec(_Strict):
     hardware: str | None = Field(None, description="hardware profile for idealized latency (h100, a100, l4, cpu ...)")
 
 
-LIMIT_NAMES = ("flops", "tokens", "latency", "seconds", "dollars", "calls")
-"""What a tuning budget may limit, per problem (means over the evaluated problems)."""
+LIMIT_NAMES = LIMITS
+"""What a tuning budget may limit, per problem (means over the evaluated problems): the cost vocabulary."""
 
 
 class TuneSpec(_Strict):
@@ -166,12 +167,30 @@ class TuneSpec(_Strict):
     next with its cost knobs (the chosen ops' ``n``) scaled down by the budget's share of its cost.
     ``startup``: ``cover`` begins a new study with a few queued trials in which every categorical
     choice (conditional ones included) appears, before the sampler proposes; ``none`` leaves it out.
+    ``workers``: processes sharing the study.
+
+    ``archon tune``'s flags override these fields one for one (:meth:`with_overrides`), so the command
+    line is validated by this model and nowhere else.
+
+    Example:
+        >>> TuneSpec().with_overrides(trials=3, budget={"flops": 1e9}).trials
+        3
+        >>> try:
+        ...     TuneSpec().with_overrides(objectives=["accuracy", "joules"])
+        ... except ValueError as e:
+        ...     print(e.errors()[0]["msg"])
+        Value error, unknown cost 'joules'; costs are flops, tokens, calls, seconds, latency, dollars
     """
 
-    objectives: list[Literal["accuracy", "flops", "latency", "tokens", "seconds", "dollars"]] = Field(
-        default_factory=lambda: ["accuracy"], min_length=1, max_length=2
+    objectives: list[str] = Field(
+        default_factory=lambda: ["accuracy"],
+        min_length=1,
+        max_length=2,
+        description="accuracy, optionally followed by one cost (flops, latency ...) for a Pareto front",
     )
-    budget: dict[str, float] = Field(default_factory=dict, description="per-problem limits: flops, latency ...")
+    budget: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="per-problem limits: flops, latency ..."
+    )
     hardware: str | None = Field(None, description="hardware profile for the idealized latency")
     trials: int = Field(20, ge=1)
     timeout: float | None = Field(None, gt=0, description="seconds for the whole study")
@@ -189,22 +208,51 @@ class TuneSpec(_Strict):
     startup: Literal["cover", "none"] = Field(
         "cover", description="cover: first try every categorical choice once (queued trials); none: the sampler only"
     )
+    workers: int = Field(1, ge=1, description="worker processes sharing the study")
 
     @field_validator("budget")
     @classmethod
     def _limits(cls, budget: dict[str, float]) -> dict[str, float]:
-        for k, v in budget.items():
+        for k in budget:
             if k not in LIMIT_NAMES:
                 raise ValueError(f"unknown limit {k!r}; limits are {', '.join(LIMIT_NAMES)}")
-            if not v > 0:
-                raise ValueError(f"the {k} limit must be positive, got {v}")
         return budget
 
     @model_validator(mode="after")
     def _objectives(self) -> TuneSpec:
         if self.objectives[0] != "accuracy" or "accuracy" in self.objectives[1:]:
             raise ValueError("the first objective is accuracy; a second one is a cost (flops, latency ...)")
+        for cost in self.objectives[1:]:
+            if cost not in LIMITS:
+                raise ValueError(f"unknown cost {cost!r}; costs are {', '.join(LIMITS)}")
+        if ("latency" in self.budget or "latency" in self.objectives) and not self.hardware:
+            raise ValueError(
+                "a latency limit or objective needs a hardware profile: --hardware NAME or tune.hardware "
+                "(see archon hardware list)"
+            )
+        if self.hardware:
+            try:
+                profile(self.hardware)
+            except ProfileError as exc:
+                raise ValueError(str(exc)) from None
         return self
+
+    @property
+    def directions(self) -> list[str]:
+        """Maximise accuracy; minimise a second, cost objective."""
+        return ["maximize"] + ["minimize"] * (len(self.objectives) - 1)
+
+    def with_overrides(self, **overrides: Any) -> TuneSpec:
+        """These settings with the given non-``None`` values replacing them (``budget`` limits merged in)."""
+        data = self.model_dump()
+        budget = {**data["budget"], **(overrides.pop("budget", None) or {})}
+        data.update({k: v for k, v in overrides.items() if v is not None}, budget=budget)
+        return TuneSpec(**data)
+
+    @classmethod
+    def of(cls, spec: Spec, **overrides: Any) -> TuneSpec:
+        """A spec's ``tune`` section (the defaults when it has none) with ``overrides`` applied."""
+        return (spec.tune or cls()).with_overrides(**overrides)
 
 
 class Spec(_Strict):

@@ -19,10 +19,11 @@ from typing import Any
 from archon.core import Problem
 from archon.runtime import Resources, Runner
 from archon.spec.models import BudgetSpec, Spec
+from budgets import LIMITS
 from samplers.engines import EnginePool
 
-COST_KEYS = ("flops", "tokens", "latency", "seconds", "dollars", "calls")
-"""The per-problem costs a trial reports (means over its problems)."""
+COST_KEYS = LIMITS
+"""The per-problem costs a trial reports (means over its problems): the cost vocabulary."""
 
 
 @dataclass

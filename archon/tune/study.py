@@ -12,7 +12,7 @@ Example:
     >>> from archon.spec import parse_spec
     >>> spec = parse_spec({"engines": {"m": {"model": "tiny-l"}}, "pipeline": [{"id": "a", "op": "sample",
     ...     "params": {"engine": "m", "max_tokens": 8}}], "tune": {"trials": 2}})
-    >>> options = TuneOptions.from_spec(spec, trials=3)
+    >>> options = TuneSpec.of(spec, trials=3)  # the spec's tune section, overridden
     >>> options.trials, options.objectives
     (3, ['accuracy'])
 """
@@ -26,7 +26,7 @@ import socket
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,10 @@ import yaml
 from archon.core import ArchonError, Problem
 from archon.core.operators import repair_factors
 from archon.spec.load import SpecError
-from archon.spec.models import Spec
+from archon.spec.models import Spec, TuneSpec
 from archon.tune.evaluate import Evaluator
 from archon.tune.space import concretize, cost_knobs, suggest
-from archon.tune.startup import STARTUPS, cover
+from archon.tune.startup import cover
 
 
 class StudyError(ArchonError):
@@ -51,42 +51,7 @@ _REPAIRS = 2
 
 
 @dataclass
-class TuneOptions:
-    """How one ``archon tune`` run tunes (the spec's ``tune`` section, overridden by the command line)."""
-
-    objectives: list[str] = field(default_factory=lambda: ["accuracy"])
-    budget: dict[str, float] = field(default_factory=dict)
-    hardware: str | None = None
-    trials: int = 20
-    timeout: float | None = None
-    storage: str | None = None
-    study: str | None = None
-    sampler: str = "tpe"
-    pruner: str = "wilcoxon"
-    minibatch: int | None = None
-    reevaluate: int = 3
-    cache: bool = True
-    repair: bool = True
-    seed: int = 0
-    workers: int = 1
-    startup: str = "cover"
-
-    @classmethod
-    def from_spec(cls, spec: Spec, **overrides: Any) -> TuneOptions:
-        """The spec's ``tune`` section with the given (non-``None``) overrides."""
-        base = spec.tune.model_dump() if spec.tune else {}
-        opts = cls(**base)
-        budget = {**opts.budget, **(overrides.pop("budget", None) or {})}
-        return replace(opts, budget=budget, **{k: v for k, v in overrides.items() if v is not None})
-
-    @property
-    def directions(self) -> list[str]:
-        """Maximise accuracy; minimise a second, cost objective."""
-        return ["maximize"] + ["minimize"] * (len(self.objectives) - 1)
-
-
-@dataclass
-class Candidate:
+class Configuration:
     """A configuration the study reports: its trial, parameters, and scores on the minibatch and split."""
 
     number: int
@@ -111,7 +76,7 @@ class Study:
         spec: The spec with ``{tune: ...}`` values (``Runner`` refuses those; ``suggest`` fixes them).
         problems: The problems trials are scored on (the dev split); a ``minibatch`` is drawn from them.
         directory: The study directory.
-        options: See :class:`TuneOptions`.
+        options: How to tune (:class:`~archon.spec.models.TuneSpec`: the spec's ``tune`` section, overridden).
         resume: Continue the study already in ``directory`` (without it, an existing study is an error).
         worker: Run trials only (another process re-evaluates and reports).
         on_trial: Called with each finished trial (the live table).
@@ -124,7 +89,7 @@ class Study:
         spec: Spec,
         problems: Sequence[Problem],
         directory: str | Path,
-        options: TuneOptions,
+        options: TuneSpec,
         *,
         resume: bool = False,
         worker: bool = False,
@@ -135,8 +100,6 @@ class Study:
             raise SpecError("the spec has no {tune: ...} value: nothing to tune (use `archon run`)")
         if not problems:
             raise StudyError("no problems to tune on")
-        if options.startup not in STARTUPS:
-            raise StudyError(f"unknown startup design {options.startup!r}; one of {', '.join(STARTUPS)}")
         self.spec = spec
         self.problems = list(problems)
         self.dir = Path(directory)
@@ -360,7 +323,7 @@ class Study:
     def _rank(self, scores: dict[str, Any]) -> tuple[float, float]:
         return (-float(scores["accuracy"]), float(scores.get(self._cost_key(), 0.0)))
 
-    def reevaluate(self, trials: Sequence[optuna.trial.FrozenTrial]) -> list[Candidate]:
+    def reevaluate(self, trials: Sequence[optuna.trial.FrozenTrial]) -> list[Configuration]:
         """Score trials' configurations on every problem (kept in the study, so a resumed study reuses it)."""
         out = []
         for t in trials:
@@ -370,7 +333,7 @@ class Study:
                 ev = self.evaluator.run(concretize(self.spec, t.params), self.problems)
                 full = {**ev.attrs(), "feasible": ev.feasible(self.options.budget)}
                 self.study.set_user_attr(key, full)
-            out.append(Candidate(t.number, dict(t.params), dict(t.user_attrs), full))
+            out.append(Configuration(t.number, dict(t.params), dict(t.user_attrs), full))
         return out
 
     def result(self) -> dict[str, Any]:
@@ -390,10 +353,10 @@ class Study:
         else:
             picked = feasible[: max(1, self.options.reevaluate)] if minibatch else feasible[:1]
         if minibatch and self.options.reevaluate:
-            candidates = self.reevaluate(picked)
+            configurations = self.reevaluate(picked)
         else:
-            candidates = [Candidate(t.number, dict(t.params), dict(t.user_attrs)) for t in picked]
-        ok = [c for c in candidates if c.score.get("feasible", True)]
+            configurations = [Configuration(t.number, dict(t.params), dict(t.user_attrs)) for t in picked]
+        ok = [c for c in configurations if c.score.get("feasible", True)]
         ok.sort(key=lambda c: self._rank(c.score))
         front = _front(ok, self._cost_key()) if multi else []
         best = ok[0] if ok else None
@@ -421,16 +384,16 @@ class Study:
         self.evaluator.close()
 
 
-def _front(candidates: list[Candidate], cost: str) -> list[Candidate]:
+def _front(configurations: list[Configuration], cost: str) -> list[Configuration]:
     out = []
-    for c in candidates:
+    for c in configurations:
         a, k = float(c.score["accuracy"]), float(c.score.get(cost, 0.0))
         dominated = any(
             float(o.score["accuracy"]) >= a
             and float(o.score.get(cost, 0.0)) <= k
             and o is not c
             and (float(o.score["accuracy"]) > a or float(o.score.get(cost, 0.0)) < k)
-            for o in candidates
+            for o in configurations
         )
         if not dominated:
             out.append(c)

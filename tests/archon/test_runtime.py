@@ -120,3 +120,19 @@ def test_named_operators_equal_their_primitive_chains():
             assert sc_named.candidates[0].scores["vote"] == sc_chain.candidates[0].scores["vote"]
     finally:
         asyncio.run(runner.aclose())
+
+
+def test_a_budget_that_refuses_every_call_leaves_no_candidate_and_no_error():
+    """best_of_n under a budget too small for one sample: nothing is drawn, scored or charged, nothing fails."""
+    spec = load_spec(EXAMPLES / "best_of_n.yaml")
+    spec = spec.model_copy(update={"budget": spec.budget.model_copy(update={"per_problem": {"flops": 1.0}})})
+    runner = Runner(spec)
+    try:
+        summary = asyncio.run(runner.run(data.load("arith", "dev")[:3]))
+    finally:
+        asyncio.run(runner.aclose())
+    assert summary["errors"] == 0 and summary["accuracy"] == 0.0 and summary["per_problem"]["flops"] == 0
+    for record in runner.records:
+        assert record["candidates"] == [] and record["answer"] is None and record["error"] is None
+        assert [e["op"] for e in record["trace"]] == ["sample", "select"]
+        assert record["trace"][0]["added"] == 0

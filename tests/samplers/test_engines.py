@@ -56,11 +56,12 @@ def test_invalid_configs_name_the_field(fields, message):
         EngineConfig(**fields)
 
 
-def test_openai_and_vllm_kinds_build_their_engines():
+def test_openai_and_vllm_kinds_build_their_engines(monkeypatch):
     engine = build_engine(EngineConfig(kind="openai", model="tiny-l", base_url="http://127.0.0.1:9/v1"))
     assert isinstance(engine, samplers.OpenAIEngine)
     assert engine.facts.parameters == 800768  # read from the embedded model's config
     asyncio.run(engine.aclose())
+    monkeypatch.setitem(sys.modules, "vllm", None)  # as where the extra is missing, installed or not here
     with pytest.raises(UnsupportedFeatureError, match=r"pip install .archon-its\[vllm\]"):
         build_engine(EngineConfig(kind="vllm", model="tiny-l"))
 

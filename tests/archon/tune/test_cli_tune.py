@@ -93,11 +93,12 @@ def test_the_live_table_lists_every_trial(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--budget-latency", "1"], "needs --hardware"),
+        (["--budget-latency", "1"], "needs a hardware profile: --hardware NAME"),
+        (["--budget-flops", "-1"], "--budget-flops: Input should be greater than 0"),
         (["--hardware", "tpu9"], "tpu9"),
-        (["--sampler", "cmaes"], "unknown sampler"),
+        (["--sampler", "cmaes"], "--sampler: Input should be 'tpe', 'nsga2', 'gp' or 'random'"),
         (["--objectives", "accuracy,joy"], "unknown cost"),
-        (["--startup", "latin"], "unknown startup design"),
+        (["--startup", "latin"], "--startup: Input should be 'cover' or 'none'"),
     ],
 )
 def test_bad_options_give_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:

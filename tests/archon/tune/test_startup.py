@@ -12,10 +12,10 @@ import pytest
 from archon import data
 from archon.spec import SpecError, parse_spec
 from archon.spec.graph import problems
-from archon.spec.models import Spec, Tunable, TuneRange
+from archon.spec.models import Spec, Tunable, TuneRange, TuneSpec
 from archon.tune.space import op_space, suggest
 from archon.tune.startup import cover, middle
-from archon.tune.study import Study, StudyError, TuneOptions
+from archon.tune.study import Study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -187,7 +187,7 @@ def study_spec(**tune: Any) -> Spec:
 
 
 def open_study(tmp: Path, s: Spec, *, resume: bool = False, **overrides: Any) -> Study:
-    return Study(s, PROBLEMS, tmp, TuneOptions.from_spec(s, **overrides), resume=resume)
+    return Study(s, PROBLEMS, tmp, TuneSpec.of(s, **overrides), resume=resume)
 
 
 def queued(study: Study) -> list[dict[str, Any]]:
@@ -242,5 +242,5 @@ def test_a_bad_startup_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"tune\.startup"):
         study_spec(startup="latin")
     s = study_spec()
-    with pytest.raises(StudyError, match="unknown startup design 'latin'"):
-        open_study(tmp_path, s, startup="latin")
+    with pytest.raises(ValueError, match="Input should be 'cover' or 'none'"):
+        open_study(tmp_path, s, startup="latin")  # the same TuneSpec validation as the spec's

@@ -12,7 +12,8 @@ import pytest
 from archon import data
 from archon.runtime import Runner
 from archon.spec import load_spec, parse_spec
-from archon.tune.study import Study, StudyError, TuneOptions
+from archon.spec.models import TuneSpec
+from archon.tune.study import Study, StudyError
 
 PROBLEMS = data.load("arith", "dev")[:8]
 
@@ -39,7 +40,7 @@ def spec(**tune: Any) -> Any:
 
 
 def run_study(tmp: Path, s: Any, problems: list[Any] = PROBLEMS, **overrides: Any) -> tuple[Study, dict[str, Any]]:
-    study = Study(s, problems, tmp, TuneOptions.from_spec(s, **overrides))
+    study = Study(s, problems, tmp, TuneSpec.of(s, **overrides))
     try:
         study.optimize()
         return study, study.result()
@@ -67,7 +68,7 @@ def test_limits_are_constraints_and_the_best_is_feasible(tmp_path: Path) -> None
 
 def big_n_first(tmp: Path, s: Any, **overrides: Any) -> Study:
     """A study whose first trial is queued: the large model at n=6, over a budget that fits n of about 2."""
-    study = Study(s, PROBLEMS, tmp, TuneOptions.from_spec(s, startup="none", **overrides))
+    study = Study(s, PROBLEMS, tmp, TuneSpec.of(s, startup="none", **overrides))
     study.study.enqueue_trial({"a.engine": "large", "a.n": 6, "a.temperature": 0.5})
     try:
         study.optimize()
@@ -135,8 +136,8 @@ def test_an_existing_study_needs_resume(tmp_path: Path) -> None:
     run_study(tmp_path, spec(trials=1))
     s = spec(trials=2)
     with pytest.raises(StudyError, match="--resume"):
-        Study(s, PROBLEMS, tmp_path, TuneOptions.from_spec(s))
-    study = Study(s, PROBLEMS, tmp_path, TuneOptions.from_spec(s), resume=True)
+        Study(s, PROBLEMS, tmp_path, TuneSpec.of(s))
+    study = Study(s, PROBLEMS, tmp_path, TuneSpec.of(s), resume=True)
     study.optimize()
     assert study.finished() == 2
     study.close()
@@ -145,7 +146,7 @@ def test_an_existing_study_needs_resume(tmp_path: Path) -> None:
 def test_the_wilcoxon_pruner_stops_a_clearly_worse_trial(tmp_path: Path) -> None:
     problems = data.load("arith", "dev")[:48]
     s = spec(trials=2, pruner="wilcoxon", startup="none")
-    study = Study(s, problems, tmp_path, TuneOptions.from_spec(s))
+    study = Study(s, problems, tmp_path, TuneSpec.of(s))
     study.study.enqueue_trial({"a.engine": "large", "a.n": 1, "a.temperature": 0.0})
     study.study.enqueue_trial({"a.engine": "small", "a.n": 1, "a.temperature": 1.0})  # one sample of tiny-s
     study.optimize()
@@ -159,7 +160,7 @@ def test_resuming_with_another_search_space_is_refused(tmp_path: Path) -> None:
     other = spec(trials=2)
     other.pipeline[0].params["max_tokens"] = 32
     with pytest.raises(StudyError, match="tuned another spec"):
-        Study(other, PROBLEMS, tmp_path, TuneOptions.from_spec(other), resume=True)
+        Study(other, PROBLEMS, tmp_path, TuneSpec.of(other), resume=True)
 
 
 def waiting(study: Study) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -174,7 +175,7 @@ def test_repairs_land_on_the_knobs_grid_and_stop_after_two(tmp_path: Path) -> No
 
     s = spec(trials=1, budget={"flops": 1e8}, startup="none")
     s.pipeline[0].params["n"].tune.high, s.pipeline[0].params["n"].tune.step = 31, 3  # n in 1, 4, 7 ... 31
-    study = Study(s, PROBLEMS, tmp_path, TuneOptions.from_spec(s))
+    study = Study(s, PROBLEMS, tmp_path, TuneSpec.of(s))
 
     def running() -> optuna.Trial:
         trial = study.study.ask()

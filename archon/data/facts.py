@@ -211,7 +211,7 @@ def _word(rng: random.Random, lo: int, hi: int) -> str:
     return "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(lo, hi))).capitalize()
 
 
-def _mutate(rng: random.Random, name: str) -> str:
+def mutate_name(rng: random.Random, name: str) -> str:
     """Change one letter of the last name: the near-duplicate's name."""
     first, last = name.split(" ")
     i = rng.randrange(1, len(last))
@@ -255,7 +255,7 @@ def people(
         taken.add(name)
         out.append(_person(rng, name, city_names))
         if rng.random() < twin_fraction and len(out) < count:
-            twin = _mutate(rng, name)
+            twin = mutate_name(rng, name)
             if twin not in taken:
                 taken.add(twin)
                 out.append(_person(rng, twin, city_names))

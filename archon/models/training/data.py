@@ -145,11 +145,40 @@ def copy_example(rng: random.Random) -> tuple[str, str]:
     return f"Repeat: {text}", text
 
 
+def lookup_example(rng: random.Random) -> tuple[str, str]:
+    """A ``Look up:`` exercise: find the line of one name among 2-6 lines of similar names, quote it.
+
+    Associative recall on multi-character keys, with near-duplicate names (one letter changed) half the
+    time: the skill of picking the gold document among several passages, in short sequences.
+    """
+
+    def name() -> str:
+        return f"{_syllables(rng, 1, 2).capitalize()} {_syllables(rng, 2, 3).capitalize()}"
+
+    target = name()
+    names = [target]
+    if rng.random() < 0.5:
+        names.append(facts.mutate_name(rng, target))
+    while len(names) < rng.randint(2, 6):
+        other = name()
+        if other not in names:
+            names.append(other)
+    rng.shuffle(names)
+    values = {n: str(rng.randint(1, 1999)) if rng.random() < 0.3 else _syllables(rng, 1, 3) for n in names}
+    lines = "\n".join(f"{n}: {values[n]}" for n in names)
+    return f"Look up {target}.\n{lines}", f"{target}: {values[target]}\n#### {values[target]}"
+
+
+def _syllables(rng: random.Random, lo: int, hi: int) -> str:
+    return "".join(rng.choice(facts.SYLLABLES) for _ in range(rng.randint(lo, hi)))
+
+
 KINDS = {
     "arith": lambda rng, _: arith_example(rng),
     "facts": lambda rng, k: facts_example(rng, k[0], min_distractors=k[1]),
     "open_facts": lambda rng, k: facts_example(rng, k[0], min_distractors=k[1], world="open"),
     "copy": lambda rng, _: copy_example(rng),
+    "lookup": lambda rng, _: lookup_example(rng),
 }
 
 

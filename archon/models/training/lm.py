@@ -40,6 +40,7 @@ class LMSpec:
     facts_fraction: float = 0.25
     copy_fraction: float = 0.0
     open_facts_fraction: float = 0.0
+    lookup_fraction: float = 0.0
     context_weight: float = 0.2
     max_distractors: int = 3
     min_distractors: int | None = None
@@ -74,6 +75,7 @@ def _batches(spec: LMSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
     facts = examples(spec.seed + 3, "facts", spec.max_distractors, spec.min_distractors)
     copy = examples(spec.seed + 4, "copy")
     open_facts = examples(spec.seed + 5, "open_facts", spec.max_distractors, spec.min_distractors)
+    lookup = examples(spec.seed + 6, "lookup")
     while True:
         u = rng.random()
         is_facts = u < spec.facts_fraction
@@ -83,6 +85,8 @@ def _batches(spec: LMSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
             src, size = copy, spec.arith_batch
         elif u < spec.facts_fraction + spec.copy_fraction + spec.open_facts_fraction:
             src, size, is_facts = open_facts, spec.facts_batch, True
+        elif u < spec.facts_fraction + spec.copy_fraction + spec.open_facts_fraction + spec.lookup_fraction:
+            src, size = lookup, spec.arith_batch
         else:
             src, size = arith, spec.arith_batch
         items = [next(src) for _ in range(size)]

@@ -284,7 +284,7 @@ def main() -> None:
     args.results.mkdir(parents=True, exist_ok=True)
     out = args.results / ("engines_quick.json" if args.quick else "engines.json")
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {out.relative_to(ROOT)}")
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ def main() -> None:
     out = args.results / ("verifiers_quick.json" if args.quick else "verifiers.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

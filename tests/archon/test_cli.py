@@ -5,6 +5,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from archon import __version__
 
 
@@ -41,6 +43,7 @@ def test_unknown_command_fails_without_a_traceback():
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_cost_prints_flops_and_latency_on_every_profile():
     from budgets import CostModel
 

@@ -89,6 +89,7 @@ def test_validate_rejects_an_undeclared_verifier_whatever_the_parameter_is_calle
     assert without.returncode == 1 and "unknown op 'best_of_rounds'" in without.stderr
 
 
+@pytest.mark.slow
 def test_run_runs_the_plugin_operator(plugin: Path, tmp_path: Path) -> None:
     spec = spec_file(tmp_path, "run.yaml", rounds=2, per_round=2, threshold=1.0, max_tokens=96)
     out = archon(plugin, "run", spec, "--limit", 3, "--json", "--out", tmp_path / "run")
@@ -104,6 +105,7 @@ def test_run_runs_the_plugin_operator(plugin: Path, tmp_path: Path) -> None:
         assert top == max(c["scores"]["prm"] for c in r["candidates"])
 
 
+@pytest.mark.slow
 def test_tune_repairs_the_plugin_operator_by_its_declared_cost_growth(plugin: Path, tmp_path: Path) -> None:
     """A trial over the budget is retried with rounds and per_round each scaled by sqrt(limit / cost)."""
     tuned = {"tune": {"type": "int", "low": 1, "high": 8}}

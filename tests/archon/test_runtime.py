@@ -14,6 +14,7 @@ from tests.archon.test_cli import archon
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["greedy", "best_of_n", "self_consistency", "ensemble"])
 def test_each_example_runs_on_the_dev_split(name):
     out = archon("run", str(EXAMPLES / f"{name}.yaml"), "--limit", "6", "--json")
@@ -24,6 +25,7 @@ def test_each_example_runs_on_the_dev_split(name):
     assert summary["per_problem"]["flops"] > 0 and summary["cost"]["overruns"] == 0
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
     spec = EXAMPLES / "self_consistency.yaml"
     first = archon("run", str(spec), "--limit", "6", "--out", str(tmp_path), "--json")

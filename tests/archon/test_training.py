@@ -4,9 +4,11 @@ import json
 import subprocess
 import sys
 
+import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
+@pytest.mark.slow
 def test_training_scripts_smoke(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "archon.models.training", "--smoke", "--out", str(tmp_path), "--threads", "1"],

@@ -71,6 +71,7 @@ def test_measuring_this_machine_writes_a_usable_profile(tmp_path):
     assert load_profiles(path)["here"].bandwidth_gbs == p.bandwidth_gbs
 
 
+@pytest.mark.slow
 def test_cli_lists_and_measures(tmp_path):
     env_file = tmp_path / "hw.yaml"
     code = "from archon.cli import run; run()"

@@ -108,6 +108,7 @@ limits_strategy = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),

@@ -359,6 +359,7 @@ def tserve_engine(tserve: TransformersServe, **options: Any) -> OpenAIEngine:
     return OpenAIEngine(tserve.model, base_url=tserve.url, server_stop=False, max_retries=0, **options)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prompt", ["12 + 3 =", f"<|user|>{CHAT_QUESTION}\n<|assistant|>"])
 def test_tserve_greedy_text_matches_hf_generate(tserve: TransformersServe, reference: Any, prompt: str) -> None:
     tokenizer, _ = reference
@@ -370,6 +371,7 @@ def test_tserve_greedy_text_matches_hf_generate(tserve: TransformersServe, refer
     assert result.usage == Usage(prompt_tokens=len(ids), generated_tokens=generated)
 
 
+@pytest.mark.slow
 def test_tserve_greedy_chat_matches_hf_generate_on_the_template(tserve: TransformersServe, reference: Any) -> None:
     tokenizer, _ = reference
     messages = [{"role": "user", "content": CHAT_QUESTION}]
@@ -382,6 +384,7 @@ def test_tserve_greedy_chat_matches_hf_generate_on_the_template(tserve: Transfor
     assert result.usage == Usage(prompt_tokens=len(ids), generated_tokens=generated)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server_stop", [False, True])
 def test_tserve_stop_strings_cut_on_the_client(tserve: TransformersServe, server_stop: bool) -> None:
     messages = [{"role": "user", "content": CHAT_QUESTION}]
@@ -396,6 +399,7 @@ def test_tserve_stop_strings_cut_on_the_client(tserve: TransformersServe, server
     assert kept.text == first_line + "\n"
 
 
+@pytest.mark.slow
 def test_tserve_n_is_fanned_out_and_usage_summed(tserve: TransformersServe) -> None:
     engine = tserve_engine(tserve)
     result = generate(engine, GenRequest("12 + 3 =", n=3, max_tokens=6, temperature=1.0, seed=5))
@@ -404,11 +408,13 @@ def test_tserve_n_is_fanned_out_and_usage_summed(tserve: TransformersServe) -> N
     assert result.usage.prompt_tokens == 3 * 8 and 3 <= result.usage.generated_tokens <= 18
 
 
+@pytest.mark.slow
 def test_tserve_max_tokens_gives_length(tserve: TransformersServe) -> None:
     (c,) = generate(tserve_engine(tserve), GenRequest("12 + 3 =", max_tokens=3, temperature=0)).completions
     assert c.finish_reason == "length" and len(c.text) == 3 and c.token_ids == ()
 
 
+@pytest.mark.slow
 def test_tserve_unsupported_features_are_reported(tserve: TransformersServe) -> None:
     engine = tserve_engine(tserve)
     with pytest.raises(UnsupportedFeatureError, match=r"GenRequest\.logprobs") as info:
@@ -422,6 +428,7 @@ def test_tserve_unsupported_features_are_reported(tserve: TransformersServe) -> 
         generate(tserve_engine(tserve), GenRequest("12", max_tokens=3, top_k=5))
 
 
+@pytest.mark.slow
 def test_tserve_concurrent_requests_all_complete(tserve: TransformersServe) -> None:
     async def many(e: OpenAIEngine) -> list[GenResult]:
         return await asyncio.gather(
@@ -432,6 +439,7 @@ def test_tserve_concurrent_requests_all_complete(tserve: TransformersServe) -> N
     assert [len(r.completions[0].text) for r in results] == [4] * 6
 
 
+@pytest.mark.slow
 def test_tserve_greedy_equals_the_transformers_engine(tserve: TransformersServe) -> None:
     """The same model behind an HTTP server and in-process gives the same greedy completions."""
     import archon.data

@@ -474,6 +474,7 @@ def test_human_eval_canonical_solutions_pass_and_broken_ones_fail(human_eval, ta
     assert broken.reason.startswith(("failed: AssertionError", "failed: TypeError")), broken.reason
 
 
+@pytest.mark.slow
 def test_every_human_eval_canonical_solution_passes(human_eval):
     failures = {}
     for task_id, problem in human_eval.items():

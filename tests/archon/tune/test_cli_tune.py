@@ -47,6 +47,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return tmp, json.loads(out.stdout)
 
 
+@pytest.mark.slow
 def test_tune_writes_a_concrete_best_spec_that_run_accepts(tuned: tuple[Path, dict]) -> None:
     tmp, result = tuned
     assert result["trials"] == {"complete": 3}
@@ -71,6 +72,7 @@ def test_tune_first_tries_every_op(tuned: tuple[Path, dict]) -> None:
     assert {(t.params["a.n"], t.params["a.temperature"]) for t in first} == {(2, 0.5)}
 
 
+@pytest.mark.slow
 def test_report_writes_the_plots(tuned: tuple[Path, dict]) -> None:
     tmp, _ = tuned
     out = archon("report", tmp / "study", "--out", tmp / "plots")
@@ -80,6 +82,7 @@ def test_report_writes_the_plots(tuned: tuple[Path, dict]) -> None:
     assert (tmp / "plots" / "trials.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_the_live_table_lists_every_trial(tmp_path: Path) -> None:
     spec = tmp_path / "space.yaml"
     spec.write_text(yaml.safe_dump({**SPEC, "tune": {"trials": 2, "pruner": "none"}}))
@@ -115,6 +118,7 @@ def test_a_spec_without_tuned_values_is_refused(tmp_path: Path) -> None:
     assert out.returncode == 1 and "nothing to tune" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_an_impossible_budget_reports_no_best(tmp_path: Path) -> None:
     spec = tmp_path / "space.yaml"
     spec.write_text(yaml.safe_dump({**SPEC, "tune": {"trials": 2, "pruner": "none"}}))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pytest
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
@@ -128,6 +129,7 @@ def assert_best_yaml_is_the_best_configuration(directory: Path, result: dict[str
 # --- SQLite: kill -9 loses only the trial in flight -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_study_killed_with_sigkill_resumes_with_every_finished_trial(tmp_path: Path) -> None:
     spec, out, log = write_spec(tmp_path), tmp_path / "study", tmp_path / "killed.log"
     db = out / "optuna.db"
@@ -182,6 +184,7 @@ def test_a_study_killed_with_sigkill_resumes_with_every_finished_trial(tmp_path:
 # --- PostgreSQL: workers of several processes share one study -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_workers_share_a_postgresql_study_and_another_process_resumes_it(tmp_path: Path, postgres_url: str) -> None:
     spec = write_spec(tmp_path)
     url = postgres_url.replace("postgresql://", "postgresql+psycopg://", 1)

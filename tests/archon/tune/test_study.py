@@ -102,6 +102,7 @@ def test_no_feasible_configuration_is_never_reported(tmp_path: Path) -> None:
     assert not (tmp_path / "best.yaml").exists()
 
 
+@pytest.mark.slow
 def test_the_cache_saves_tokens_and_changes_no_result(tmp_path: Path) -> None:
     with_cache, _ = run_study(tmp_path / "on", spec(trials=6, seed=3))
     without, _ = run_study(tmp_path / "off", spec(trials=6, seed=3, cache=False))

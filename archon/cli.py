@@ -6,8 +6,12 @@ exit with status 1; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Any
+
+# the libraries' own progress bars ("Loading weights") would interleave with ours: off, before they load
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import typer
 from rich.console import Console
@@ -227,10 +231,16 @@ def run_spec(
     limit: Annotated[int | None, typer.Option(help="Run only the first N problems.")] = None,
     out: Annotated[str | None, typer.Option(help="Run directory (results.jsonl, summary.json).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start over in an --out that holds results.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     seed: Annotated[int, typer.Option(help="Run seed (per problem and node seeds derive from it).")] = 0,
 ) -> None:
-    """Run a pipeline spec on a data set: accuracy, coverage and cost."""
+    """Run a pipeline spec on a data set: accuracy, coverage and cost.
+
+    Engines and verifiers are built before the first problem runs, so a configuration that cannot work
+    fails at once, in one line. A run in which problems failed says how many, and the first one, and
+    exits with status 1; Ctrl-C says what was saved and exits with status 130.
+    """
     import asyncio
     import json
 
@@ -245,14 +255,38 @@ def run_spec(
     if resume and not out:
         raise SpecError("--resume needs --out (the run directory to continue)")
     runner = Runner(s, seed=seed)
+    try:
+        runner.prepare()
+    except SpecError as exc:
+        raise SpecError(f"{spec}: {exc}") from None
     console = Console(stderr=True)
-    with Progress(console=console, transient=True, disable=as_json) as bar:
-        task = bar.add_task("problems", total=len(problems_))
-        summary = asyncio.run(runner.run(problems_, out=out, resume=resume, progress=lambda _r: bar.advance(task)))
-    asyncio.run(runner.aclose())
+    try:
+        with Progress(console=console, transient=True, disable=as_json) as bar:
+            task = bar.add_task("problems", total=len(problems_))
+            run = runner.run(problems_, out=out, resume=resume, force=force, progress=lambda _r: bar.advance(task))
+            summary = asyncio.run(run)
+        asyncio.run(runner.aclose())
+    except KeyboardInterrupt:
+        done = len(getattr(runner, "records", []))
+        where = f"; saved in {out}/results.jsonl: continue with --resume" if out else "; nothing was saved (no --out)"
+        console.print(f"interrupted after {done} of {len(problems_)} problems{where}", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     if as_json:
         typer.echo(json.dumps(summary))
-        return
+    else:
+        _print_summary(spec, name, summary, runner)
+    if summary["errors"]:
+        first = summary["first_error"]
+        raise RunFailedError(
+            f"{summary['errors']} of {summary['problems']} problems failed; the first, {first['id']}: {first['error']}"
+        )
+
+
+class RunFailedError(ArchonError, RuntimeError):
+    """Problems of a run failed (their records hold the errors); the run exits with status 1."""
+
+
+def _print_summary(spec: str, name: str, summary: dict[str, Any], runner: Any) -> None:
     table = Table(title=f"{spec} on {name} ({summary['problems']} problems)")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -566,6 +600,11 @@ def run() -> None:
             raise
         Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        Console(stderr=True).print("interrupted", highlight=False)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -102,9 +102,19 @@ class Pipeline:
         return self.evaluate([problem])["records"][0]
 
     def evaluate(
-        self, problems: Sequence[Problem], *, out: str | Path | None = None, resume: bool = False, seed: int = 0
+        self,
+        problems: Sequence[Problem],
+        *,
+        out: str | Path | None = None,
+        resume: bool = False,
+        force: bool = False,
+        seed: int = 0,
     ) -> Results:
-        """Run on problems: per-problem records and the run summary."""
+        """Run on problems: per-problem records and the run summary.
+
+        With ``out`` the records are written there as they finish; an ``out`` holding results needs
+        ``resume`` (continue) or ``force`` (start over).
+        """
         from archon.runtime import Runner
 
         runner = Runner(self.spec, seed=seed)
@@ -112,7 +122,7 @@ class Pipeline:
 
         async def go() -> dict[str, Any]:
             try:
-                return await runner.run(problems, out=out, resume=resume, progress=records.append)
+                return await runner.run(problems, out=out, resume=resume, force=force, progress=records.append)
             finally:
                 await runner.aclose()
 

@@ -14,7 +14,8 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from archon.core import (
     VerifierDecl,
 )
 from archon.core.registry import OPERATORS, VERIFIER_KINDS
+from archon.rundir import append_record, open_run, spec_hash
 from archon.spec.graph import compile_pipeline, output_node
 from archon.spec.load import SpecError
 from archon.spec.models import Spec, VerifierSpec
@@ -152,12 +154,19 @@ class Runner:
         return v.charged(self.ledger, scope) if isinstance(v, Chargeable) else v
 
     def prepare(self) -> None:
-        """Build every declared engine and engine-less verifier now (a run builds them on first use)."""
+        """Build every declared engine and engine-less verifier now (a run builds them on first use).
+
+        A resource that cannot be built (a missing model, an unknown dtype or device, an option its
+        class does not take) fails here, before the first problem runs, in one line naming it
+        (``engines.policy: ...``).
+        """
         for name in self.spec.engines:
-            self.pool.get(name)
+            with _declared("engines", name):
+                self.pool.get(name)
         for name, spec in self.spec.verifiers.items():
             if spec.engine is None:
-                self.verifier(name, Scope())
+                with _declared("verifiers", name):
+                    self.verifier(name, Scope())
 
     # ------------------------------------------------------------------ running
 
@@ -183,7 +192,9 @@ class Runner:
                 node = self.graph.nodes[n]["node"]
                 op = OPERATORS.get(str(node.op))
                 ctx = NodeContext(self, n, problem.id, self.node_seed(problem, n))
-                done[n].set_result(await op.fn(ctx, state, self.params[n]))
+                result = await op.fn(ctx, state, self.params[n])
+                if not done[n].done():  # cancelled meanwhile (the run is being stopped)
+                    done[n].set_result(result)
             except BaseException as exc:
                 if not done[n].done():
                     done[n].set_exception(exc)
@@ -195,10 +206,11 @@ class Runner:
             final = await done[self.output]
         except ArchonError as exc:
             final, error = State(problem), str(exc)
-        for t in tasks:
-            if not t.done():
-                t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        finally:  # on every way out, cancellation included: no node is left running
+            for t in tasks:
+                if not t.done():
+                    t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         return self._record(problem, final, error, time.perf_counter() - start)
 
     def _record(self, problem: Problem, final: State, error: str | None, seconds: float) -> dict[str, Any]:
@@ -231,29 +243,25 @@ class Runner:
         *,
         out: str | Path | None = None,
         resume: bool = False,
+        force: bool = False,
         progress: Callable[[dict[str, Any]], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> dict[str, Any]:
         """Run every problem (bounded concurrency), write results incrementally, return the summary.
 
+        With ``out``, records go to ``out/results.jsonl`` as each problem finishes (:mod:`archon.rundir`):
+        a directory holding results is refused unless ``resume`` (continue it: the problems already
+        written are skipped, and it must be the same spec and seed) or ``force`` (start over).
         ``progress`` sees each record as it is written; once ``should_stop`` returns ``True`` the problems
         not yet started are skipped (the summary covers those that ran).
         """
         out_dir = Path(out) if out else None
         records: list[dict[str, Any]] = []
         self.records = records
-        skip: set[str] = set()
         if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            path = out_dir / "results.jsonl"
-            if resume and path.is_file():
-                for line in path.read_text().splitlines():
-                    if line.strip():
-                        rec = json.loads(line)
-                        records.append(rec)
-                        skip.add(rec["id"])
-            elif path.is_file():
-                path.unlink()
+            identity = {"spec": spec_hash(self.spec), "seed": self.seed}
+            records.extend(open_run(out_dir, identity, resume=resume, force=force))
+        skip = {r["id"] for r in records}
         sem = asyncio.Semaphore(self.concurrency)
         start = time.perf_counter()
 
@@ -264,8 +272,7 @@ class Runner:
                 rec = await self.run_problem(p)
             records.append(rec)
             if out_dir is not None:
-                with (out_dir / "results.jsonl").open("a") as f:
-                    f.write(json.dumps(rec) + "\n")
+                append_record(out_dir, rec)
             if progress is not None:
                 progress(rec)
 
@@ -279,6 +286,18 @@ class Runner:
         """Close the engines and verifiers the run built (shared resources are their owner's to close)."""
         if self._owns and self.resources is not None:
             await self.resources.aclose()
+
+
+@contextmanager
+def _declared(section: str, name: str) -> Iterator[None]:
+    """Turn any failure to build a declared resource into one :class:`SpecError` line naming it."""
+    try:
+        yield
+    except SpecError as exc:
+        raise SpecError(f"{section}.{name}: {exc}") from None
+    except Exception as exc:  # whatever the backend raises: one line, with its kind
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise SpecError(f"{section}.{name}: {message[:300]}") from exc
 
 
 def per_sample_seeds(name: str, engine: Any) -> Any:
@@ -295,17 +314,27 @@ def per_sample_seeds(name: str, engine: Any) -> Any:
 
 
 def summarize(records: Sequence[dict[str, Any]], ledger: Ledger, seconds: float) -> dict[str, Any]:
-    """Accuracy, coverage, errors and cost totals of a run."""
+    """Accuracy, coverage, errors (with the first one) and costs of a run.
+
+    ``per_problem`` is the mean cost over every record, those of a resumed run's earlier session
+    included; ``cost`` is the ledger's report of the calls made by this process.
+    """
     graded = [r for r in records if r["correct"] is not None]
     n = len(records)
+    failed = [r for r in records if r["error"] is not None]
+    totals: dict[str, float] = {}
+    for r in records:
+        for k, v in r["cost"].items():
+            totals[k] = totals.get(k, 0.0) + v
     return {
         "problems": n,
         "accuracy": sum(r["correct"] for r in graded) / len(graded) if graded else None,
         "coverage": sum(bool(r["covered"]) for r in graded) / len(graded) if graded else None,
-        "errors": sum(r["error"] is not None for r in records),
+        "errors": len(failed),
+        "first_error": {"id": failed[0]["id"], "error": failed[0]["error"]} if failed else None,
         "seconds": seconds,
         "cost": ledger.report(),
-        "per_problem": {k: v / n for k, v in ledger.total().to_dict().items()} if n else {},
+        "per_problem": {k: v / n for k, v in totals.items()} if n else {},
     }
 
 

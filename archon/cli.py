@@ -101,8 +101,19 @@ def cost(
     dtype: Annotated[str | None, typer.Option(help="Number format for latency (default: the model's).")] = None,
 ) -> None:
     """The FLOPs, bytes and idealized latency of one generate call, on every hardware profile."""
+    from archon.spec import SpecError
     from budgets import CostModel, load_profiles
 
+    for flag, value, low in (
+        ("--prompt", prompt, 1),
+        ("--generate", generate, 1),
+        ("--n", n, 1),
+        ("--cached", cached, 0),
+    ):
+        if value < low:
+            raise SpecError(f"{flag}: must be at least {low}, got {value}")
+    if cached > prompt:
+        raise SpecError(f"--cached: must be at most --prompt ({prompt}), got {cached}")
     cm = CostModel.from_config(model, dtype=dtype)
     lengths = [generate] * n
     flops = cm.generation_flops(prompt, lengths, cached)
@@ -465,6 +476,8 @@ def _dataset_of(spec_file: str, s: Any, dataset: str | None, split: str | None, 
     name = dataset or (s.dataset.name if s.dataset else None)
     if name is None:
         raise SpecError(f"{spec_file}: no dataset: give --dataset or a dataset section")
+    if limit is not None and limit < 1:
+        raise SpecError(f"--limit: must be at least 1, got {limit}")
     if Path(name).expanduser().is_file():  # a path stays right from another directory (worker processes)
         name = str(Path(name).expanduser().resolve())
     return DatasetSpec(

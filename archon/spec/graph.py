@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -57,6 +58,7 @@ def problems(spec: Spec) -> list[str]:
     for name, v in spec.verifiers.items():
         if v.engine is not None and v.engine not in spec.engines:
             out.append(f"verifiers.{name}.engine: no engine {v.engine!r}{_declared(spec.engines)}")
+    out.extend(_resource_problems(spec))
     try:
         cycle = nx.find_cycle(g)
     except nx.NetworkXNoCycle:
@@ -70,6 +72,8 @@ def problems(spec: Spec) -> list[str]:
         out.append(f"pipeline: exactly one node must be the output (read by no other), found {', '.join(outputs)}")
         return out
     final = outputs[0]
+    if isinstance(g.nodes[final]["node"].enabled, Tunable):
+        out.append(f"pipeline[{g.nodes[final]['index']}].enabled: the output node cannot be optional")
     feeding = nx.ancestors(g, final) | {final}
     for n in g:
         if n not in feeding:
@@ -126,6 +130,32 @@ def _op_problems(i: int, node: NodeSpec) -> list[str]:
             if k not in accepted_any:
                 out.append(f"pipeline[{i}].params.{k}: none of the ops {', '.join(node.op_choices())} takes it")
     return out
+
+
+def _resource_problems(spec: Spec) -> Iterable[str]:
+    """What can be checked of the data set and the models without loading anything."""
+    from archon import data
+    from archon.core.errors import ModelNotFoundError
+    from archon.core.models import resolve_model
+
+    if spec.dataset is not None:
+        name, split = spec.dataset.name, spec.dataset.split
+        if name in data.EMBEDDED:
+            if split not in data.EMBEDDED[name]:
+                yield f"dataset.split: {name!r} has no split {split!r}; splits: {', '.join(data.EMBEDDED[name])}"
+        elif not Path(name).expanduser().is_file():
+            close = difflib.get_close_matches(name, list(data.EMBEDDED), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; embedded sets: {', '.join(data.EMBEDDED)}"
+            yield f"dataset.name: no data set or file named {name!r}{hint}"
+    models = [(f"engines.{n}.model", e.model) for n, e in spec.engines.items() if e.kind in ("transformers", "vllm")]
+    models += [
+        (f"verifiers.{n}.model", v.model or "tiny-prm") for n, v in spec.verifiers.items() if v.kind == "reward_model"
+    ]
+    for where, model in models:
+        try:
+            resolve_model(model)
+        except ModelNotFoundError as exc:
+            yield f"{where}: {exc}"
 
 
 def _declared(section: dict[str, Any]) -> str:

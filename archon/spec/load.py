@@ -48,8 +48,43 @@ def parse_spec(data: Any, *, source: str = "<spec>") -> Spec:
         raise SpecError(f"{source}: {spec_path(tuple(err['loc']))}: {msg}{more}") from None
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (YAML itself keeps the last one silently)."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    loader.flatten_mapping(node)  # merge keys (<<: *anchor) first: overriding a merged key is allowed
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            line = key_node.start_mark.line + 1
+            raise SpecError(f"{key_node.start_mark.name}:{line}: key {key!r} is given twice in one mapping")
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+class _Named:
+    """A loader class whose marks carry the file's name (for ``file:line`` messages)."""
+
+    @staticmethod
+    def of(name: str) -> Any:
+        def make(stream: str) -> _StrictLoader:
+            loader = _StrictLoader(stream)
+            loader.name = name
+            return loader
+
+        return make
+
+
 def read_spec_data(path: str | Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The spec file's data with its ``extends:`` chain merged (the extending file wins)."""
+    """The spec file's data with its ``extends:`` chain merged (the extending file wins).
+
+    Top-level keys starting with ``x-`` are left out (the Compose convention: a place for YAML anchors).
+    """
     p = Path(path).expanduser().resolve()
     if p in _seen:
         chain = " -> ".join(str(x.name) for x in (*_seen, p))
@@ -57,7 +92,11 @@ def read_spec_data(path: str | Path, *, _seen: tuple[Path, ...] = ()) -> dict[st
     if not p.is_file():
         raise SpecError(f"{path}: no such spec file")
     try:
-        data = json.loads(p.read_text()) if p.suffix == ".json" else yaml.safe_load(p.read_text())
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = json.loads(text) if p.suffix == ".json" else yaml.load(text, Loader=_Named.of(str(p)))
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else getattr(exc, "lineno", None)
@@ -65,9 +104,14 @@ def read_spec_data(path: str | Path, *, _seen: tuple[Path, ...] = ()) -> dict[st
         raise SpecError(f"{p}{where}: not valid YAML/JSON ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise SpecError(f"{p}: a spec is a mapping with a pipeline")
+    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
     parent = data.pop("extends", None)
     if parent is None:
         return data
+    if not isinstance(parent, str) or not parent.strip():
+        raise SpecError(f"{p}: extends: the path of the spec file this one overrides, got {parent!r}")
+    if not (p.parent / parent).expanduser().is_file():
+        raise SpecError(f"{p}: extends: {parent}: no such spec file")
     base = read_spec_data(p.parent / parent, _seen=(*_seen, p))
     return _merge(base, data)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from archon.core.registry import VERIFIER_KINDS, UnknownOperatorError
 from budgets import LIMITS, ProfileError, profile
@@ -42,6 +42,8 @@ class TuneRange(_Strict):
                 raise ValueError("a log-scale range needs low > 0")
             if self.log and self.step is not None:
                 raise ValueError("a log-scale range takes no step")
+            if self.step is not None and not self.step > 0:
+                raise ValueError(f"step must be > 0, got {self.step}")
         elif self.type == "choice":
             if not self.choices:
                 raise ValueError("a tuned choice needs a non-empty list of choices")
@@ -62,7 +64,20 @@ class Tunable(_Strict):
 
 
 def _tunables(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: Tunable(**v) if isinstance(v, dict) and set(v) == {"tune"} else v for k, v in params.items()}
+    """Params with each ``{tune: {...}}`` parsed; a bad range is an error naming its parameter."""
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if not (isinstance(v, dict) and set(v) == {"tune"}):
+            out[k] = v
+            continue
+        try:
+            out[k] = Tunable(**v)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            raise ValueError(f"{k}.{where}: {msg}" if where else f"{k}: {msg}") from None
+    return out
 
 
 class NodeSpec(_Strict):
@@ -148,9 +163,27 @@ class DatasetSpec(_Strict):
 class BudgetSpec(_Strict):
     """Limits per problem and per run (``flops``, ``tokens``, ``calls``, ``seconds``, ``latency``, ``dollars``)."""
 
-    per_problem: dict[str, float] = Field(default_factory=dict)
-    per_run: dict[str, float] = Field(default_factory=dict)
+    per_problem: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    per_run: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     hardware: str | None = Field(None, description="hardware profile for idealized latency (h100, a100, l4, cpu ...)")
+
+    @field_validator("per_problem", "per_run")
+    @classmethod
+    def _known_limits(cls, limits: dict[str, float]) -> dict[str, float]:
+        for k in limits:
+            if k not in LIMITS:
+                raise ValueError(f"unknown limit {k!r}; limits are {', '.join(LIMITS)}")
+        return limits
+
+    @field_validator("hardware")
+    @classmethod
+    def _known_hardware(cls, name: str | None) -> str | None:
+        if name is not None:
+            try:
+                profile(name)
+            except ProfileError as exc:
+                raise ValueError(str(exc)) from None
+        return name
 
 
 LIMIT_NAMES = LIMITS

@@ -265,8 +265,8 @@ def run_spec(
     problems_ = _problems(spec, s, dataset, split, limit)
     if resume and not out:
         raise SpecError("--resume needs --out (the run directory to continue)")
-    runner = Runner(s, seed=seed)
     try:
+        runner = Runner(s, seed=seed)
         runner.prepare()
     except SpecError as exc:
         raise SpecError(f"{spec}: {exc}") from None

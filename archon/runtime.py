@@ -38,7 +38,7 @@ from archon.rundir import append_record, open_run, spec_hash
 from archon.spec.graph import compile_pipeline, output_node
 from archon.spec.load import SpecError
 from archon.spec.models import Spec, VerifierSpec
-from budgets import Budget, CostModel, Ledger, Scope, profile
+from budgets import Budget, BudgetExhausted, CostModel, Ledger, Scope, profile
 from samplers.engines import EnginePool
 from verifiers.answers import answers_equal
 
@@ -206,6 +206,8 @@ class Runner:
             final = await done[self.output]
         except ArchonError as exc:
             final, error = State(problem), str(exc)
+        except BudgetExhausted as exc:  # an operator that does not handle refusals: this problem only
+            final, error = State(problem), f"the budget refused a call that this pipeline needed: {exc}"
         finally:  # on every way out, cancellation included: no node is left running
             for t in tasks:
                 if not t.done():

@@ -14,7 +14,16 @@ from typing import Any
 
 from pydantic import Field
 
-from archon.core import Aggregation, Candidate, Context, OperatorParams, State, VerifierRef, aggregate
+from archon.core import (
+    Aggregation,
+    Candidate,
+    Context,
+    OperatorParams,
+    State,
+    VerifierRef,
+    aggregate,
+    within_budget,
+)
 from archon.core.metrics import tally
 from archon.core.registry import OPERATORS
 from verifiers.answers import normalize_answer
@@ -47,10 +56,13 @@ async def score(ctx: Context, state: State, p: ScoreParams) -> State:
     if not cands:
         return state
     v = ctx.verifier(p.verifier)
-    if v.kind == "process":
-        values = [aggregate(s, p.aggregation) for s in await v.score_steps(state.problem, cands)]
-    else:
-        values = await v.score(state.problem, cands)
+    with within_budget() as budget:
+        if v.kind == "process":
+            values = [aggregate(s, p.aggregation) for s in await v.score_steps(state.problem, cands)]
+        else:
+            values = await v.score(state.problem, cands)
+    if budget.exhausted:  # anytime: the candidates go on unscored (select ranks them last, in order)
+        return state.with_candidates(cands, node=ctx.node, op="score", verifier=p.verifier, stopped_by_budget=True)
     scored = [c.with_score(p.verifier, s) for c, s in zip(cands, values, strict=True)]
     return state.with_candidates(scored, node=ctx.node, op="score", verifier=p.verifier)
 

@@ -138,3 +138,31 @@ def test_a_budget_that_refuses_every_call_leaves_no_candidate_and_no_error():
         assert record["candidates"] == [] and record["answer"] is None and record["error"] is None
         assert [e["op"] for e in record["trace"]] == ["sample", "select"]
         assert record["trace"][0]["added"] == 0
+
+
+def test_a_refused_verifier_call_leaves_the_candidates_unscored_and_the_run_goes_on():
+    """Under a one-call budget the sampling call fits and the reward model's does not: score is anytime."""
+    from archon.spec import parse_spec
+
+    spec = parse_spec(
+        {
+            "engines": {"policy": {"model": "tiny-l"}},
+            "verifiers": {"orm": {"kind": "reward_model", "model": "tiny-orm"}},
+            "budget": {"per_problem": {"calls": 1}},
+            "pipeline": [
+                {"id": "a", "op": "sample", "params": {"engine": "policy", "n": 3, "max_tokens": 64}},
+                {"id": "b", "op": "score", "inputs": ["a"], "params": {"verifier": "orm"}},
+                {"id": "c", "op": "select", "inputs": ["b"], "params": {"by": "orm"}},
+            ],
+        }
+    )
+    runner = Runner(spec)
+    try:
+        summary = asyncio.run(runner.run(data.load("arith", "dev")[:3]))
+    finally:
+        asyncio.run(runner.aclose())
+    assert summary["errors"] == 0 and summary["per_problem"]["calls"] == 1
+    for record in runner.records:
+        score = next(e for e in record["trace"] if e["op"] == "score")
+        assert score["stopped_by_budget"] is True
+        assert len(record["candidates"]) == 1 and record["candidates"][0]["scores"] == {}

@@ -34,7 +34,18 @@ def _builtin() -> None:
         importlib.import_module(module)
 
 
-def load() -> None:
-    """Register every built-in operator and kind, then every installed plugin's (each loaded once)."""
-    _builtin()
+@cache
+def _plugins() -> None:
     load_entry_points()
+
+
+def load(*, refresh: bool = False) -> None:
+    """Register every built-in operator and kind, then every installed plugin's.
+
+    The installed entry points are read once per process (reading them takes milliseconds, and the
+    registries are consulted often); ``refresh=True`` reads them again, for a plugin installed since.
+    """
+    _builtin()
+    if refresh:
+        _plugins.cache_clear()
+    _plugins()

@@ -170,20 +170,30 @@ class BudgetSpec(_Strict):
     @field_validator("per_problem", "per_run")
     @classmethod
     def _known_limits(cls, limits: dict[str, float]) -> dict[str, float]:
-        for k in limits:
-            if k not in LIMITS:
-                raise ValueError(f"unknown limit {k!r}; limits are {', '.join(LIMITS)}")
-        return limits
+        return _known_limits(limits)
 
     @field_validator("hardware")
     @classmethod
     def _known_hardware(cls, name: str | None) -> str | None:
-        if name is not None:
-            try:
-                profile(name)
-            except ProfileError as exc:
-                raise ValueError(str(exc)) from None
-        return name
+        return _known_hardware(name)
+
+
+def _known_limits(limits: dict[str, float]) -> dict[str, float]:
+    """``limits`` if every key is a quantity of the cost vocabulary."""
+    for k in limits:
+        if k not in LIMITS:
+            raise ValueError(f"unknown limit {k!r}; limits are {', '.join(LIMITS)}")
+    return limits
+
+
+def _known_hardware(name: str | None) -> str | None:
+    """``name`` if it is a known hardware profile (or ``None``)."""
+    if name is not None:
+        try:
+            profile(name)
+        except ProfileError as exc:
+            raise ValueError(str(exc)) from None
+    return name
 
 
 LIMIT_NAMES = LIMITS
@@ -246,10 +256,12 @@ class TuneSpec(_Strict):
     @field_validator("budget")
     @classmethod
     def _limits(cls, budget: dict[str, float]) -> dict[str, float]:
-        for k in budget:
-            if k not in LIMIT_NAMES:
-                raise ValueError(f"unknown limit {k!r}; limits are {', '.join(LIMIT_NAMES)}")
-        return budget
+        return _known_limits(budget)
+
+    @field_validator("hardware")
+    @classmethod
+    def _hardware(cls, name: str | None) -> str | None:
+        return _known_hardware(name)
 
     @model_validator(mode="after")
     def _objectives(self) -> TuneSpec:
@@ -263,11 +275,6 @@ class TuneSpec(_Strict):
                 "a latency limit or objective needs a hardware profile: --hardware NAME or tune.hardware "
                 "(see archon hardware list)"
             )
-        if self.hardware:
-            try:
-                profile(self.hardware)
-            except ProfileError as exc:
-                raise ValueError(str(exc)) from None
         return self
 
     @property

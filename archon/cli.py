@@ -20,6 +20,7 @@ from rich.table import Table
 from archon import __version__
 from archon.core import ArchonError
 from budgets import COSTS, BudgetError
+from budgets.ledger import cost_table
 
 app = typer.Typer(
     name="archon",
@@ -248,10 +249,10 @@ def run_spec(
 ) -> None:
     """Run a pipeline spec on a data set: accuracy, coverage and cost.
 
-    Engines and verifiers are built before the first problem runs, so a configuration that cannot work
-    fails at once, in one line. A run in which problems failed says how many, and the first one, and
-    exits with status 1; Ctrl-C says what was saved and exits with status 130.
-    """
+    Engines and verifiers are built before the first problem runs, so a configuration that cannot work fails at once, in one line.
+
+    A run in which problems failed says how many, and the first one, and exits with status 1; so does a run in which the budget let no problem get an answer. Calls the budget refused are counted and the first one said. Ctrl-C says what was saved and exits with status 130.
+    """  # noqa: E501 (one line per paragraph: the help wraps it to the terminal)
     import asyncio
     import json
 
@@ -285,7 +286,19 @@ def run_spec(
     if as_json:
         typer.echo(json.dumps(summary))
     else:
-        _print_summary(spec, name, summary, runner)
+        _print_summary(spec, name, summary)
+    stopped = summary["budget"]
+    if stopped["problems_refused"]:
+        first = stopped["first_refusal"]
+        console.print(
+            f"the budget refused {stopped['refusals']} calls in {stopped['problems_refused']} of "
+            f"{summary['problems']} problems ({stopped['problems_without_answer']} got no answer); "
+            f"the first, {first['id']}: {first['refusal']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if summary["problems"] and stopped["problems_without_answer"] == summary["problems"]:
+        raise RunFailedError(f"{spec}: the budget let no problem get an answer (raise its limits)")
     if summary["errors"]:
         first = summary["first_error"]
         raise RunFailedError(
@@ -297,7 +310,7 @@ class RunFailedError(ArchonError, RuntimeError):
     """Problems of a run failed (their records hold the errors); the run exits with status 1."""
 
 
-def _print_summary(spec: str, name: str, summary: dict[str, Any], runner: Any) -> None:
+def _print_summary(spec: str, name: str, summary: dict[str, Any]) -> None:
     table = Table(title=f"{spec} on {name} ({summary['problems']} problems)")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -310,7 +323,7 @@ def _print_summary(spec: str, name: str, summary: dict[str, Any], runner: Any) -
         table.add_row(f"{label} / problem", f"{per.get(key, 0):.4g}")
     table.add_row("wall seconds (run)", f"{summary['seconds']:.2f}")
     Console().print(table)
-    Console().print(runner.ledger.table("node"))
+    Console().print(cost_table(summary["cost"]["by_node"], summary["cost"]["total"], by="node"))
 
 
 def _problems(spec_file: str, s: Any, dataset: str | None, split: str | None, limit: int | None) -> list[Any]:

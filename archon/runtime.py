@@ -33,12 +33,13 @@ from archon.core import (
     Verifier,
     VerifierDecl,
 )
+from archon.core.prefixes import ComputedPrefixes
 from archon.core.registry import OPERATORS, VERIFIER_KINDS
 from archon.rundir import append_record, open_run, spec_hash
 from archon.spec.graph import compile_pipeline, output_node
 from archon.spec.load import SpecError
 from archon.spec.models import Spec, VerifierSpec
-from budgets import Budget, BudgetExhausted, CostModel, Ledger, Scope, profile
+from budgets import Budget, BudgetExhausted, Cost, CostModel, Ledger, Scope, profile
 from samplers.engines import EnginePool
 from verifiers.answers import answers_equal
 
@@ -126,6 +127,7 @@ class Runner:
         self._verifiers: dict[str, Any] = self.resources.verifiers
         self.output = output_node(self.graph)
         self.order = list(nx.topological_sort(self.graph))
+        self._prefixes: dict[tuple[str, str], ComputedPrefixes] = {}
 
     # ------------------------------------------------------------------ resources
 
@@ -135,7 +137,12 @@ class Runner:
         engine = self.resources.engine(name)
         cost = CostModel(engine.facts)
         prices = self.pool.config(name).prices()
-        return ChargedEngine(engine, self.ledger, scope, cost=cost, hardware=self.hardware, prices=prices)
+        prefixes = None
+        if scope.problem:  # reuse is credited within a problem only (archon.core.prefixes)
+            prefixes = self._prefixes.setdefault((scope.problem, name), ComputedPrefixes())
+        return ChargedEngine(
+            engine, self.ledger, scope, cost=cost, hardware=self.hardware, prices=prices, prefixes=prefixes
+        )
 
     def verifier(self, name: str, scope: Scope) -> Verifier:
         """The named verifier, built by its kind's builder; its model calls are charged to ``scope``.
@@ -213,6 +220,8 @@ class Runner:
                 if not t.done():
                     t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for key in [k for k in self._prefixes if k[0] == problem.id]:
+                del self._prefixes[key]
         return self._record(problem, final, error, time.perf_counter() - start)
 
     def _record(self, problem: Problem, final: State, error: str | None, seconds: float) -> dict[str, Any]:
@@ -222,7 +231,9 @@ class Runner:
         covered = None
         if problem.answer is not None:
             covered = any(answers_equal(c.answer, problem.answer) for c in final.candidates)
+        self.ledger.finish(problem.id)
         cost = self.ledger.problem_total(problem.id)
+        refused = self.ledger.problem_refusals(problem.id)
         return {
             "id": problem.id,
             "answer": answer,
@@ -232,6 +243,9 @@ class Runner:
             "error": error,
             "seconds": seconds,
             "cost": cost.to_dict(),
+            "cost_by_node": {k: c.to_dict() for k, c in sorted(self.ledger.problem_by_node(problem.id).items())},
+            "refusals": len(refused),
+            "first_refusal": refused[0] if refused else None,
             "candidates": [
                 {"text": c.text, "answer": c.answer, "scores": dict(c.scores), "model": c.model}
                 for c in final.candidates
@@ -264,6 +278,9 @@ class Runner:
             identity = {"spec": spec_hash(self.spec), "seed": self.seed}
             records.extend(open_run(out_dir, identity, resume=resume, force=force))
         skip = {r["id"] for r in records}
+        for r in records:  # an earlier session's spend counts against a per-run budget
+            self.ledger.carry(r["id"], Cost.from_dict(r["cost"]), _node_costs(r))
+        self.ledger.plan(len(skip) + sum(p.id not in skip for p in problems))
         sem = asyncio.Semaphore(self.concurrency)
         start = time.perf_counter()
 
@@ -279,6 +296,8 @@ class Runner:
                 progress(rec)
 
         await asyncio.gather(*(one(p) for p in problems if p.id not in skip))
+        order = {p.id: i for i, p in enumerate(problems)}
+        records.sort(key=lambda r: order.get(r["id"], len(order)))
         summary = summarize(records, self.ledger, time.perf_counter() - start)
         if out_dir is not None:
             (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -316,28 +335,50 @@ def per_sample_seeds(name: str, engine: Any) -> Any:
 
 
 def summarize(records: Sequence[dict[str, Any]], ledger: Ledger, seconds: float) -> dict[str, Any]:
-    """Accuracy, coverage, errors (with the first one) and costs of a run.
+    """Accuracy, coverage, errors (with the first one), budget refusals and costs of a run, from its records.
 
-    ``per_problem`` is the mean cost over every record, those of a resumed run's earlier session
-    included; ``cost`` is the ledger's report of the calls made by this process.
+    Everything but the measured wall times (``seconds``) depends on the records alone, in their order:
+    a run resumed after an interruption has the summary of the same run left alone. ``cost`` sums
+    the records' costs (in total and by node), ``per_problem`` is its mean; ``overruns`` (settlements
+    above their reservation: a bug) is the ledger's count in this process.
     """
     graded = [r for r in records if r["correct"] is not None]
     n = len(records)
     failed = [r for r in records if r["error"] is not None]
-    totals: dict[str, float] = {}
+    refused = [r for r in records if r.get("refusals")]
+    total = sum((Cost.from_dict(r["cost"]) for r in records), Cost())
+    by_node: dict[str, Cost] = {}
     for r in records:
-        for k, v in r["cost"].items():
-            totals[k] = totals.get(k, 0.0) + v
+        for node, c in _node_costs(r).items():
+            by_node[node] = by_node.get(node, Cost()) + c
     return {
         "problems": n,
         "accuracy": sum(r["correct"] for r in graded) / len(graded) if graded else None,
         "coverage": sum(bool(r["covered"]) for r in graded) / len(graded) if graded else None,
         "errors": len(failed),
         "first_error": {"id": failed[0]["id"], "error": failed[0]["error"]} if failed else None,
+        "budget": {
+            "problems_refused": len(refused),
+            "refusals": sum(r.get("refusals", 0) for r in records),
+            "first_refusal": {"id": refused[0]["id"], "refusal": refused[0]["first_refusal"]} if refused else None,
+            "problems_without_answer": sum(bool(r.get("refusals")) and not r["candidates"] for r in records),
+        },
         "seconds": seconds,
-        "cost": ledger.report(),
-        "per_problem": {k: v / n for k, v in totals.items()} if n else {},
+        "cost": {
+            "total": total.to_dict(),
+            "by_node": {k: c.to_dict() for k, c in sorted(by_node.items())},
+            "overruns": ledger.overruns,
+        },
+        "per_problem": {k: v / n for k, v in total.to_dict().items()} if n else {},
     }
+
+
+def _node_costs(record: dict[str, Any]) -> dict[str, Cost]:
+    """A record's cost by node (a record without that breakdown: all under ``""``)."""
+    nodes = record.get("cost_by_node")
+    if nodes is None:
+        return {"": Cost.from_dict(record["cost"])}
+    return {k: Cost.from_dict(c) for k, c in nodes.items()}
 
 
 def _build_verifier(spec: VerifierSpec, name: str, engine: Any) -> Verifier:

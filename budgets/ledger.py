@@ -9,6 +9,12 @@ actual cost (never more than reserved for FLOPs, tokens, calls, latency and doll
 is a true worst case), or :meth:`Reservation.release` drops it when the call failed. Limits on those
 quantities are therefore never exceeded.
 
+A per-run budget is shared fairly among the problems of a run once :meth:`Ledger.plan` says how many
+there are: a problem may commit at most an equal share of what the problems already finished left
+of each per-run limit — ``(limit - spent by finished problems) / problems not finished`` — so that
+concurrent problems cannot starve the others, and what an easy problem leaves unspent goes to those
+still to run. (Without a plan, a per-run limit is first come, first served.)
+
 Wall time cannot be known before a call; a wall-time limit is checked at reservation (a call is
 refused once the settled time has reached the limit), so the calls already in flight can end past it.
 """
@@ -56,6 +62,11 @@ class Cost:
     def to_dict(self) -> dict[str, float]:
         """The cost as JSON-ready numbers (with ``tokens``)."""
         return {**asdict(self), "tokens": self.tokens}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, float]) -> Cost:
+        """The cost :meth:`to_dict` wrote (``tokens``, derived, is ignored)."""
+        return cls(**{f.name: data.get(f.name, 0) for f in fields(cls)})
 
 
 COSTS: dict[str, str] = {
@@ -187,6 +198,11 @@ class Ledger:
         self._reserved_by_problem: dict[str, Cost] = {}
         self._reserved = Cost()
         self._open: set[int] = set()
+        self._by_problem_node: dict[str, dict[str, Cost]] = {}
+        self._refused: dict[str, list[str]] = {}
+        self._planned: int | None = None
+        self._finished: set[str] = set()
+        self._finished_total = Cost()
         self.refusals = 0
         self.overruns = 0
         """Settlements that cost more than their reservation (a caller's worst case that was not)."""
@@ -199,17 +215,78 @@ class Ledger:
             problem_now = self._problem_total(scope.problem) + self._reserved_by_problem.get(scope.problem, Cost())
             broken = self._check(self.budget.per_problem, problem_now, worst) if scope.problem else None
             if broken:
-                self.refusals += 1
-                raise BudgetExhausted(f"problem {scope.problem!r} would exceed its budget: {broken}")
+                self._refuse(scope, f"problem {scope.problem!r} would exceed its budget: {broken}")
+            share = self._share(scope.problem)
+            broken = self._check(share, problem_now, worst) if share is not None else None
+            if broken:
+                left = self._planned - len(self._finished)  # type: ignore[operator]
+                self._refuse(
+                    scope,
+                    f"problem {scope.problem!r} would exceed its share of the run's budget: {broken} "
+                    f"(what is left, shared by {left} problems not finished)",
+                )
             broken = self._check(self.budget.per_run, self._total() + self._reserved, worst)
             if broken:
-                self.refusals += 1
-                raise BudgetExhausted(f"the run would exceed its budget: {broken}")
+                self._refuse(scope, f"the run would exceed its budget: {broken}")
             r = Reservation(self, scope, worst)
             self._open.add(id(r))
             self._reserved = self._reserved + worst
             self._reserved_by_problem[scope.problem] = self._reserved_by_problem.get(scope.problem, Cost()) + worst
             return r
+
+    def _refuse(self, scope: Scope, message: str) -> None:
+        self.refusals += 1
+        self._refused.setdefault(scope.problem, []).append(message)
+        raise BudgetExhausted(message)
+
+    def _share(self, problem: str) -> Limits | None:
+        """A problem's fair share of the per-run limits (``None``: no plan, no per-run limit, not a problem)."""
+        limits = self.budget.per_run
+        if self._planned is None or not problem or not limits.active or problem in self._finished:
+            return None
+        left = max(1, self._planned - len(self._finished))
+        share = {}
+        for name in LIMITS:
+            limit = getattr(limits, name)
+            if limit is not None and name != "seconds":  # wall time is not reserved: no share of it
+                share[name] = max(0.0, limit - getattr(self._finished_total, name)) / left
+        return Limits(**share)
+
+    # ------------------------------------------------------------------ the run's problems
+
+    def plan(self, problems: int) -> None:
+        """Declare how many problems the run has (those :meth:`carry` brought in included): turns on fair shares."""
+        if problems < 0:
+            raise BudgetError(f"Ledger.plan: problems must be >= 0, got {problems}")
+        with self._lock:
+            self._planned = problems
+
+    def finish(self, problem: str) -> None:
+        """Mark ``problem`` finished: what it left of its share goes to the problems still to run."""
+        with self._lock:
+            if problem not in self._finished:
+                self._finished.add(problem)
+                self._finished_total = self._finished_total + self._problem_total(problem)
+
+    def carry(self, problem: str, cost: Cost, by_node: Mapping[str, Cost] | None = None) -> None:
+        """Count a problem finished by an earlier session of the run (a resume): its cost is spent."""
+        with self._lock:
+            self._by_problem[problem] = self._problem_total(problem) + cost
+            self._run_total = self._run_total + cost
+            nodes = self._by_problem_node.setdefault(problem, {})
+            for node, c in (by_node or {"": cost}).items():
+                nodes[node] = nodes.get(node, Cost()) + c
+        self.finish(problem)
+
+    def problem_refusals(self, problem: str) -> list[str]:
+        """The messages of the calls refused to ``problem``, in order."""
+        with self._lock:
+            return list(self._refused.get(problem, ()))
+
+    def problem_by_node(self, problem: str) -> dict[str, Cost]:
+        """What ``problem`` cost at each node."""
+        with self._lock:
+            return dict(self._by_problem_node.get(problem, {}))
 
     @contextlib.contextmanager
     def charged(self, scope: Scope, worst: Cost) -> Iterator[Reservation]:
@@ -254,6 +331,8 @@ class Ledger:
                 self.overruns += 1  # the caller's worst case was not one: a bug to report, not to hide
             self._settled[r.scope] = self._settled.get(r.scope, Cost()) + actual
             self._by_problem[r.scope.problem] = self._by_problem.get(r.scope.problem, Cost()) + actual
+            nodes = self._by_problem_node.setdefault(r.scope.problem, {})
+            nodes[r.scope.node] = nodes.get(r.scope.node, Cost()) + actual
             self._run_total = self._run_total + actual
             if self.keep_calls:
                 self.calls.append((r.scope, actual))
@@ -311,33 +390,43 @@ class Ledger:
 
     def table(self, by: str = "node") -> Any:
         """A ``rich`` table of the settled costs by ``"node"`` or ``"problem"``, with the total."""
-        from rich.table import Table
-
-        table = Table(title=f"Cost by {by}")
-        columns = ("calls", "prompt tokens", "cached", "generated", "FLOPs", "latency s", "wall s", "dollars")
-        table.add_column(by)
-        for col in columns:
-            table.add_column(col, justify="right")
-
-        def row(name: str, c: Cost) -> list[str]:
-            return [
-                name,
-                f"{c.calls:,}",
-                f"{c.prompt_tokens:,}",
-                f"{c.cached_tokens:,}",
-                f"{c.generated_tokens:,}",
-                f"{c.flops:.3g}",
-                f"{c.latency:.3g}",
-                f"{c.seconds:.3g}",
-                f"{c.dollars:.4g}",
-            ]
-
-        for name, c in sorted(self.by(by).items()):
-            table.add_row(*row(name or "-", c))
-        table.add_section()
-        table.add_row(*row("total", self.total()))
-        return table
+        rows = {k: v.to_dict() for k, v in self.by(by).items()}
+        return cost_table(rows, self.total().to_dict(), by=by)
 
     def to_json(self) -> str:
         """:meth:`report` as JSON text."""
         return json.dumps(self.report(), indent=2)
+
+
+def cost_table(rows: Mapping[str, Mapping[str, float]], total: Mapping[str, float], *, by: str) -> Any:
+    """A ``rich`` table of costs (as :meth:`Cost.to_dict` writes them) by ``by``, with the total.
+
+    Idealized latency and dollars get a column only when the total has some (a hardware profile or
+    prices were declared), so that the table fits 80 columns without cutting its numbers.
+    """
+    from rich.table import Table
+
+    columns = [
+        ("calls", "calls", "{:,.0f}"),
+        ("prompt", "prompt_tokens", "{:,.0f}"),
+        ("cached", "cached_tokens", "{:,.0f}"),
+        ("generated", "generated_tokens", "{:,.0f}"),
+        ("FLOPs", "flops", "{:.3g}"),
+        ("latency s", "latency", "{:.3g}"),
+        ("wall s", "seconds", "{:.3g}"),
+        ("dollars", "dollars", "{:.4g}"),
+    ]
+    columns = [c for c in columns if c[1] not in ("latency", "dollars") or total.get(c[1])]
+    table = Table(title=f"Cost by {by}")
+    table.add_column(by, overflow="fold")
+    for label, _, _ in columns:
+        table.add_column(label, justify="right", no_wrap=True, min_width=len(label))
+
+    def row(name: str, c: Mapping[str, float]) -> list[str]:
+        return [name, *(fmt.format(c.get(key, 0)) for _, key, fmt in columns)]
+
+    for name, c in sorted(rows.items()):
+        table.add_row(*row(name or "-", c))
+    table.add_section()
+    table.add_row(*row("total", total))
+    return table

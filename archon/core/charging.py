@@ -8,6 +8,11 @@ the declared prices — and raises :class:`~budgets.BudgetExhausted` without cal
 that would break a limit. After the call it settles the actual cost from the result's usage; a
 failed call releases its reservation.
 
+Prefix reuse: a call is credited with the cached prompt tokens the engine reports, but with
+``prefixes`` (a :class:`~archon.core.prefixes.ComputedPrefixes` of the scope's problem) at most the
+longest prefix of its prompt that the same problem had computed before, so that a problem's charges do
+not depend on which other problems ran earlier in the process (see :mod:`archon.core.prefixes`).
+
 Wall time: a batched call's time is shared among the requests of its batch in proportion to their
 tokens (computed prompt tokens plus generated tokens), as the engine reports it in
 ``GenResult.compute_seconds``; engines that batch elsewhere (a server) report the call's own wall time.
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archon.core.generation import Engine, EngineBase, GenRequest, GenResult, Prompt, ScoreResult, prompt_kind
+from archon.core.prefixes import ComputedPrefixes
 from budgets import Cost, CostModel, HardwareProfile, Ledger, ModelFacts, Scope
 
 
@@ -50,6 +56,8 @@ class ChargedEngine(EngineBase):
         cost: The model's cost model (default: from the engine's facts, estimated).
         hardware: Profile for idealized latency (``None``: latency is not charged).
         prices: Dollars per million tokens (API models).
+        prefixes: The token sequences the scope's problem has had this engine compute (``None``:
+            credit whatever the engine reports as cached).
     """
 
     def __init__(
@@ -61,8 +69,10 @@ class ChargedEngine(EngineBase):
         cost: CostModel | None = None,
         hardware: HardwareProfile | None = None,
         prices: Prices | None = None,
+        prefixes: ComputedPrefixes | None = None,
     ) -> None:
         self.engine, self.ledger, self.scope = engine, ledger, scope
+        self.prefixes = prefixes
         self.cost = cost or CostModel(engine.facts)
         self.hardware = hardware
         self.prices = prices or Prices()
@@ -89,15 +99,23 @@ class ChargedEngine(EngineBase):
 
     def for_scope(self, scope: Scope) -> ChargedEngine:
         """The same engine charged to another scope."""
+        prefixes = self.prefixes if scope.problem == self.scope.problem else None
         return ChargedEngine(
-            self.engine, self.ledger, scope, cost=self.cost, hardware=self.hardware, prices=self.prices
+            self.engine,
+            self.ledger,
+            scope,
+            cost=self.cost,
+            hardware=self.hardware,
+            prices=self.prices,
+            prefixes=prefixes,
         )
 
     # ------------------------------------------------------------------ generate
 
     async def generate(self, request: GenRequest) -> GenResult:
         """Reserve the worst case, generate, settle the actual cost (or release on failure)."""
-        prompt = self.prompt_tokens(request.prompt)
+        ids = self.engine.encode(request.prompt)
+        prompt = len(ids) if ids is not None else self.prompt_tokens(request.prompt)
         prefills = self._prefills(request.n)
         room = max(1, min(request.max_tokens, self.cost.facts.context_length - prompt))  # the context caps length
         worst = self._generation_cost(prompt, prefills, [room] * request.n, cached=0)
@@ -111,7 +129,12 @@ class ChargedEngine(EngineBase):
         k = self._prefills(request.n)  # the engine may have learned whether its server honours n
         actual_prompt = u.prompt_tokens // k if u.prompt_tokens else prompt
         lengths = _lengths(result)
-        actual = self._generation_cost(actual_prompt, k, lengths, cached=u.cached_tokens, seconds=_seconds(result))
+        # the first prefill may reuse what this problem computed before; the other k - 1 its own prompt
+        cached = self._credit(ids, u.cached_tokens, extra=(k - 1) * len(ids) if ids is not None else 0)
+        if ids is not None and self.prefixes is not None:
+            for c in result.completions:
+                self.prefixes.add((*ids, *c.token_ids))
+        actual = self._generation_cost(actual_prompt, k, lengths, cached=cached, seconds=_seconds(result))
         reservation.settle(actual)
         return result
 
@@ -145,7 +168,8 @@ class ChargedEngine(EngineBase):
 
     async def score(self, prompt: Prompt, continuations: Sequence[str]) -> ScoreResult:
         """Reserve the worst case of a scoring pass, score, settle."""
-        p = self.prompt_tokens(prompt)
+        ids = self.engine.encode(prompt)
+        p = len(ids) if ids is not None else self.prompt_tokens(prompt)
         conts = [self.text_tokens(c) for c in continuations]
         reservation = self.ledger.reserve(self.scope, self._score_cost(p, conts, cached=0))
         try:
@@ -154,7 +178,10 @@ class ChargedEngine(EngineBase):
             reservation.release()
             raise
         actual_conts = [len(t) for t in result.token_ids] if result.token_ids else conts
-        cached = min(result.usage.cached_tokens, p - 1) if p else 0
+        cached = min(self._credit(ids, result.usage.cached_tokens), p - 1) if p else 0
+        if ids is not None and self.prefixes is not None:
+            for t in result.token_ids or ():
+                self.prefixes.add((*ids, *t))
         reservation.settle(self._score_cost(p, actual_conts, cached=cached, seconds=_seconds(result)))
         return result
 
@@ -174,6 +201,17 @@ class ChargedEngine(EngineBase):
             latency=latency,
             dollars=self.prices.dollars(tokens, cached, 0),
         )
+
+    def _credit(self, ids: Sequence[int] | None, reported: int, *, extra: int = 0) -> int:
+        """Cached prompt tokens to credit: as reported, at most what this problem computed before (+ ``extra``).
+
+        Records the prompt as computed by this problem from now on.
+        """
+        if ids is None or self.prefixes is None:
+            return reported
+        credit = min(reported, self.prefixes.longest(ids) + extra)
+        self.prefixes.add(ids)
+        return credit
 
     # ------------------------------------------------------------------ token counts
 

@@ -180,9 +180,11 @@ class BudgetSpec(_Strict):
 
 def _known_limits(limits: dict[str, float]) -> dict[str, float]:
     """``limits`` if every key is a quantity of the cost vocabulary."""
-    for k in limits:
+    for k, v in limits.items():
         if k not in LIMITS:
             raise ValueError(f"unknown limit {k!r}; limits are {', '.join(LIMITS)}")
+        if v == 0 and k != "dollars":  # free local calls fit a zero dollar limit; nothing fits a zero of the rest
+            raise ValueError(f"limit {k} is 0: no model call could run (leave it out for no limit)")
     return limits
 
 

@@ -88,7 +88,17 @@ def test_problems_that_fail_make_the_run_fail_and_say_which(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_ctrl_c_says_what_was_saved_and_resume_gives_the_uninterrupted_results(tmp_path: Path) -> None:
+def _without_wall_times(data: object) -> object:
+    """``data`` without the measured wall times (``seconds``): the one thing a rerun cannot repeat."""
+    if isinstance(data, dict):
+        return {k: _without_wall_times(v) for k, v in data.items() if k != "seconds"}
+    if isinstance(data, list):
+        return [_without_wall_times(v) for v in data]
+    return data
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_an_interrupted_run_resumes_to_the_records_and_summary_of_one_left_alone(tmp_path: Path, how: int) -> None:
     spec, n = EXAMPLES / "greedy.yaml", 150  # more problems than run at once: the signal lands mid-run
     whole = archon("run", spec, "--limit", n, "--out", tmp_path / "whole", "--json")
     assert whole.returncode == 0, whole.stderr
@@ -99,27 +109,23 @@ def test_ctrl_c_says_what_was_saved_and_resume_gives_the_uninterrupted_results(t
     deadline = time.monotonic() + 300
     while not (results.is_file() and results.read_text().count("\n") >= 2) and time.monotonic() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(how)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) <= 3
-    assert "continue with --resume" in err and f"of {n} problems" in err
+    if how == signal.SIGINT:
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) <= 3
+        assert "continue with --resume" in err and f"of {n} problems" in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
     saved = results.read_text().count("\n")
     assert 2 <= saved < n
     again = archon(*cmd[3:], "--resume", "--json")
     assert again.returncode == 0, again.stderr
 
-    def records(d: str) -> dict[str, tuple]:
+    def records(d: str) -> dict[str, object]:
         lines = (tmp_path / d / "results.jsonl").read_text().splitlines()
-        return {
-            r["id"]: (r["answer"], [c["text"] for c in r["candidates"]], r["cost"]["generated_tokens"])
-            for r in map(json.loads, lines)
-        }
+        return {r["id"]: _without_wall_times(r) for r in map(json.loads, lines)}
 
-    assert records("cut") == records("whole")  # every problem once, with the same answer and samples
+    assert records("cut") == records("whole")  # every problem once, with the same answer, samples and cost
     a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("whole", "cut"))
-    assert a["accuracy"] == b["accuracy"] and a["problems"] == b["problems"] == n
-    # the summary covers every record, the first session's too (not only those run after --resume);
-    # FLOPs are not compared: prefix-cache credit depends on which problems ran earlier in the process
-    tokens = b["per_problem"]["generated_tokens"]
-    assert tokens == pytest.approx(a["per_problem"]["generated_tokens"], rel=1e-12)
+    assert b["problems"] == n and _without_wall_times(a) == _without_wall_times(b)

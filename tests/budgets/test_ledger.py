@@ -177,3 +177,35 @@ def test_the_charged_block_releases_on_error_and_charges_the_worst_case_when_uns
     with ledger.charged(Scope("prm", "p"), Cost(calls=1, flops=10)):
         pass
     assert ledger.total().flops == 14 and ledger.total().calls == 2
+
+
+def test_a_planned_run_shares_its_budget_fairly_and_passes_on_what_is_left() -> None:
+    ledger = Ledger(Budget.of(per_run={"tokens": 100}))
+    ledger.plan(4)
+    call = Cost(prompt_tokens=10, generated_tokens=20, calls=1)  # 30 tokens: more than a quarter of 100
+    with pytest.raises(BudgetExhausted, match=r"share of the run's budget.*4 problems not finished"):
+        ledger.reserve(Scope("n", "a"), call)
+    ledger.reserve(Scope("n", "a"), Cost(prompt_tokens=5, generated_tokens=5)).settle(Cost(prompt_tokens=5))
+    ledger.finish("a")  # a spent 5 of its 25: the other three share the 95 left
+    ledger.reserve(Scope("n", "b"), call).settle(call)
+    assert ledger.problem_refusals("a") and not ledger.problem_refusals("b")
+    assert ledger.total().tokens == 35
+
+
+def test_carried_costs_count_against_the_run() -> None:
+    ledger = Ledger(Budget.of(per_run={"flops": 10.0}))
+    ledger.carry("old", Cost(flops=8.0, calls=1), {"sample": Cost(flops=8.0, calls=1)})
+    ledger.plan(2)
+    with pytest.raises(BudgetExhausted):
+        ledger.reserve(Scope("sample", "new"), Cost(flops=3.0))
+    ledger.reserve(Scope("sample", "new"), Cost(flops=2.0)).settle(Cost(flops=2.0))
+    assert ledger.problem_by_node("old") == {"sample": Cost(flops=8.0, calls=1)}
+    assert ledger.total().flops == 10.0
+
+
+def test_without_a_plan_a_per_run_limit_is_first_come_first_served() -> None:
+    ledger = Ledger(Budget.of(per_run={"calls": 3}))
+    for _ in range(3):
+        ledger.reserve(Scope("n", "a"), Cost(calls=1)).settle(Cost(calls=1))
+    with pytest.raises(BudgetExhausted, match="the run would exceed"):
+        ledger.reserve(Scope("n", "b"), Cost(calls=1))

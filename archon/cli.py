@@ -19,7 +19,7 @@ from rich.table import Table
 
 from archon import __version__
 from archon.core import ArchonError
-from budgets import COSTS, BudgetError
+from budgets import COSTS, DTYPE_BYTES, BudgetError
 from budgets.ledger import cost_table
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # a docstring's lines join into paragraphs that wrap to the terminal
 )
 _state = {"debug": False}
 
@@ -115,6 +116,8 @@ def cost(
             raise SpecError(f"{flag}: must be at least {low}, got {value}")
     if cached > prompt:
         raise SpecError(f"--cached: must be at most --prompt ({prompt}), got {cached}")
+    if dtype is not None and dtype not in DTYPE_BYTES:
+        raise SpecError(f"--dtype: unknown number format {dtype!r}; one of {', '.join(DTYPE_BYTES)}")
     cm = CostModel.from_config(model, dtype=dtype)
     lengths = [generate] * n
     flops = cm.generation_flops(prompt, lengths, cached)
@@ -224,9 +227,11 @@ def graph(
     output: Annotated[str, typer.Option("-o", "--output", help="File to write: .svg, .mmd (Mermaid) or .png.")],
 ) -> None:
     """Draw the pipeline DAG of a spec."""
+    from archon.rundir import check_writable
     from archon.spec import SpecError, compile_pipeline, load_spec
     from archon.spec.draw import draw
 
+    check_writable("--output", output, kind="file")
     s = load_spec(spec)
     try:
         written = draw(s, compile_pipeline(s), output)
@@ -249,10 +254,13 @@ def run_spec(
 ) -> None:
     """Run a pipeline spec on a data set: accuracy, coverage and cost.
 
-    Engines and verifiers are built before the first problem runs, so a configuration that cannot work fails at once, in one line.
+    Engines and verifiers are built before the first problem runs, so a configuration that cannot work
+    fails at once, in one line.
 
-    A run in which problems failed says how many, and the first one, and exits with status 1; so does a run in which the budget let no problem get an answer. Calls the budget refused are counted and the first one said. Ctrl-C says what was saved and exits with status 130.
-    """  # noqa: E501 (one line per paragraph: the help wraps it to the terminal)
+    A run in which problems failed says how many, and the first one, and exits with status 1; so does a
+    run in which the budget let no problem get an answer. Calls the budget refused are counted and the
+    first one said. Ctrl-C says what was saved and exits with status 130.
+    """
     import asyncio
     import json
 
@@ -266,6 +274,10 @@ def run_spec(
     problems_ = _problems(spec, s, dataset, split, limit)
     if resume and not out:
         raise SpecError("--resume needs --out (the run directory to continue)")
+    if out:
+        from archon.rundir import check_writable
+
+        check_writable("--out", out)
     try:
         runner = Runner(s, seed=seed)
         runner.prepare()
@@ -328,9 +340,18 @@ def _print_summary(spec: str, name: str, summary: dict[str, Any]) -> None:
 
 def _problems(spec_file: str, s: Any, dataset: str | None, split: str | None, limit: int | None) -> list[Any]:
     from archon import data
+    from archon.core import DataError
 
     d = _dataset_of(spec_file, s, dataset, split, limit)
-    problems_ = data.load(d.name, split=d.split)
+    try:
+        problems_ = data.load(d.name, split=d.split)
+    except DataError as exc:  # name the flag (or the spec's section) that chose the data
+        message = str(exc)
+        if "has no split" in message:
+            raise DataError(f"{'--split' if split else f'{spec_file}: dataset.split'}: {message}") from None
+        if "no data set or file named" in message:
+            raise DataError(f"{'--dataset' if dataset else f'{spec_file}: dataset.name'}: {message}") from None
+        raise
     return problems_[: d.limit] if d.limit else problems_
 
 
@@ -411,9 +432,12 @@ def tune(
         "repair": False if no_repair else None,
         "seed": seed,
     }
-    options = _tune_options(s, overrides)
+    options = _tune_options(s, overrides, spec)
     problems_ = _problems(spec, s, dataset, split, limit)
     directory = Path(out) if out else Path("studies") / Path(spec).stem
+    from archon.rundir import check_writable
+
+    check_writable("--out", directory)
     if options.workers > 1:  # the processes share the cores instead of each taking all of them
         import os
 
@@ -455,10 +479,11 @@ def tune(
 _TUNE_FLAGS = {"study": "--study", "cache": "--no-cache", "repair": "--no-repair"}
 
 
-def _tune_options(s: Any, overrides: dict[str, Any]) -> Any:
+def _tune_options(s: Any, overrides: dict[str, Any], spec_file: str = "") -> Any:
     """The spec's ``tune`` section with the flags' overrides, validated once as a ``TuneSpec``.
 
-    An invalid value is one line naming the flag (``--budget-flops``, ``--objectives`` ...).
+    An invalid value is one line naming the flag that gave it (``--budget-flops``, ``--objectives`` ...),
+    or the spec's ``tune.`` field when the flags did not set it.
     """
     from pydantic import ValidationError
 
@@ -469,14 +494,15 @@ def _tune_options(s: Any, overrides: dict[str, Any]) -> Any:
         return TuneSpec.of(s, **overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = [str(x) for x in err["loc"]]
-        if loc and loc[0] == "budget":
-            flag = f"--budget-{loc[1]}" if len(loc) > 1 else "--budget-*"
-        elif loc:
-            flag = _TUNE_FLAGS.get(loc[0], f"--{loc[0].replace('_', '-')}")
+        loc = [str(x) for x in err["loc"]] or ["hardware"]  # the one check across fields: latency needs hardware
+        given = overrides.get(loc[0])
+        if loc[0] == "budget" and len(loc) > 1:
+            given = (overrides.get("budget") or {}).get(loc[1])
+            flag = f"--budget-{loc[1]}"
         else:
-            flag = "tune"
-        raise SpecError(f"{flag}: {err['msg'].removeprefix('Value error, ')}") from None
+            flag = _TUNE_FLAGS.get(loc[0], f"--{loc[0].replace('_', '-')}")
+        where = flag if given is not None else f"{spec_file}: tune.{'.'.join(loc)}"
+        raise SpecError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from None
 
 
 def _dataset_of(spec_file: str, s: Any, dataset: str | None, split: str | None, limit: int | None) -> Any:
@@ -608,8 +634,11 @@ def hardware_measure(
     out: Annotated[str | None, typer.Option(help="Profiles file to write (default: the user's).")] = None,
 ) -> None:
     """Measure this machine (matrix-product FLOP/s, memory bandwidth) and save it as a profile."""
+    from archon.rundir import check_writable
     from budgets.hardware import measure_local, save_profile
 
+    if out:
+        check_writable("--out", out, kind="file")
     p = measure_local(name)
     where = save_profile(p, out)
     peaks = ", ".join(f"{k} {v:g} TFLOP/s" for k, v in p.peak_tflops.items())
@@ -618,9 +647,26 @@ def hardware_measure(
 
 def run() -> None:
     """Console-script entry point: run the app, turning project errors into one line."""
+    try:  # typer >= 0.20 carries its own copy of click
+        from typer._click import exceptions as click_errors  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - an older typer, on click itself
+        from click import exceptions as click_errors
+
     debug = "--debug" in sys.argv[1:]
     try:
-        app()
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except click_errors.NoArgsIsHelpError as e:  # ``archon`` or a group alone: its help
+        e.show()
+        sys.exit(2)
+    except click_errors.UsageError as e:  # an unknown command or flag, a value of the wrong type: one line
+        where = e.ctx.command_path if e.ctx else "archon"
+        message = " ".join(e.format_message().split())
+        Console(stderr=True).print(
+            f"[bold red]error:[/] {where}: {message} (see {where} --help)", highlight=False, soft_wrap=True
+        )
+        sys.exit(2)
     except (ArchonError, BudgetError) as e:
         if debug:
             raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,28 @@ def spec_hash(spec: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def check_writable(flag: str, path: str | Path, *, kind: str = "directory") -> Path:
+    """``path`` if a ``kind`` (``directory`` or ``file``) can be written there; else a one-line error naming ``flag``.
+
+    Checked before any work starts, so that a run, a study or a measurement is not lost at its end for
+    an output path under a file, or in a directory that cannot be written.
+    """
+    target = Path(path).expanduser()
+    if target.exists():
+        if kind == "directory" and not target.is_dir():
+            raise RunDirError(f"{flag} {path}: is a file, not a directory")
+        if kind == "file" and target.is_dir():
+            raise RunDirError(f"{flag} {path}: is a directory, not a file")
+    parent = target if target.is_dir() else target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RunDirError(f"{flag} {path}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RunDirError(f"{flag} {path}: cannot write in {parent} (permission denied)")
+    return target
+
+
 def open_run(out: str | Path, identity: dict[str, Any], *, resume: bool, force: bool = False) -> list[dict[str, Any]]:
     """Prepare ``out`` for a run of ``identity`` (spec hash, seed); the records already there when resuming.
 
@@ -34,9 +57,7 @@ def open_run(out: str | Path, identity: dict[str, Any], *, resume: bool, force: 
         RunDirError: ``out`` is a file; it holds results and neither ``resume`` nor ``force`` was given;
             or it holds the results of another spec or seed.
     """
-    directory = Path(out)
-    if directory.exists() and not directory.is_dir():
-        raise RunDirError(f"--out {directory}: is a file, not a directory")
+    directory = check_writable("--out", out)
     results, meta = directory / "results.jsonl", directory / "run.json"
     if results.is_file() and not resume and not force:
         raise RunDirError(f"--out {directory}: holds the results of a run; --resume continues it, --force starts over")

@@ -115,6 +115,11 @@ class Runner:
         if tuned:
             raise SpecError(f"{next(iter(tuned))}: a tuned value; run `archon tune`, or fix it to a value")
         plugins.load()
+        compile_pipeline(self.spec)  # the spec as written is valid ...
+        if any(node.enabled is False for node in self.spec.pipeline):  # ... and runs without its disabled nodes
+            from archon.tune.space import concretize
+
+            self.spec = concretize(self.spec, {})
         self.graph = compile_pipeline(self.spec)
         self.params = {n.id: OPERATORS.get(str(n.op)).params(**n.params_for(str(n.op))) for n in self.spec.pipeline}
         self._owns = self.resources is None

@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from archon.core import Engine, Prices, RequestError
-from archon.core.registry import ENGINE_KINDS, UnknownOperatorError, load_entry_points
+from archon.core.registry import ENGINE_KINDS, UnknownOperatorError, accepts, load_entry_points
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+"""Number formats an engine loads weights in (``auto``: float32 on CPU, bfloat16 on a GPU that has it)."""
+_DEVICE = re.compile(r"^(cpu|mps|meta|(cuda|xpu|npu|hpu)(:\d+)?)$")
+
+TRANSFORMERS_OPTIONS = ("tokenizer", "name", "prefill_chunk_tokens", "seed", "attn_implementation", "worker_thread")
+"""``options`` of a transformers engine: the keyword arguments of
+:class:`~samplers.transformers_engine.TransformersEngine` that the config's own fields do not set."""
+OPENAI_OPTIONS = ("name", "backoff", "max_backoff", "supports_n", "server_stop", "return_token_ids", "config")
+"""``options`` of an OpenAI-compatible engine (:class:`~samplers.openai_engine.OpenAIEngine`)."""
+VLLM_OPTIONS = ("max_batch_tokens", "gpu_memory_utilization", "seed", "llm_kwargs", "sampling_params", "entropy_top_k")
+"""``options`` of a vLLM engine (:class:`~samplers.vllm_engine.VLLMEngine`)."""
 
 
 class EngineConfig(BaseModel):
@@ -55,9 +68,15 @@ class EngineConfig(BaseModel):
         if self.kind not in ENGINE_KINDS:
             load_entry_points(("archon.engines",))
         try:
-            ENGINE_KINDS.get(self.kind)
+            kind = ENGINE_KINDS.get(self.kind)
         except UnknownOperatorError as exc:
             raise ValueError(str(exc)) from None
+        if self.dtype not in DTYPES:
+            raise ValueError(f"@dtype: unknown dtype {self.dtype!r}; one of {', '.join(DTYPES)}")
+        if not _DEVICE.match(self.device):
+            raise ValueError(f"@device: unknown device {self.device!r}; cpu, cuda, cuda:1, mps ...")
+        if kind.check is not None:
+            kind.check(self.options)
         if self.kind == "openai" and not self.base_url:
             raise ValueError(
                 "kind 'openai' needs base_url (the server's URL, e.g. http://localhost:8000/v1) "
@@ -81,7 +100,7 @@ def build_engine(config: EngineConfig) -> Engine:
     return ENGINE_KINDS.get(config.kind).build(config)
 
 
-@ENGINE_KINDS.register("transformers")
+@ENGINE_KINDS.register("transformers", check=accepts(*TRANSFORMERS_OPTIONS))
 def transformers_engine(config: EngineConfig) -> Engine:
     """A Hugging Face causal LM run in this process by transformers (CPU or GPU), micro-batched."""
     from samplers.transformers_engine import TransformersEngine
@@ -97,7 +116,7 @@ def transformers_engine(config: EngineConfig) -> Engine:
     )
 
 
-@ENGINE_KINDS.register("openai")
+@ENGINE_KINDS.register("openai", check=accepts(*OPENAI_OPTIONS))
 def openai_engine(config: EngineConfig) -> Engine:
     """Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, TGI, an API), over HTTP."""
     import os
@@ -115,7 +134,7 @@ def openai_engine(config: EngineConfig) -> Engine:
     )
 
 
-@ENGINE_KINDS.register("vllm")
+@ENGINE_KINDS.register("vllm", check=accepts(*VLLM_OPTIONS))
 def vllm_engine(config: EngineConfig) -> Engine:
     """VLLM's offline engine in this process (the ``vllm`` extra; unverified on CPU-only machines)."""
     from samplers.vllm_engine import VLLMEngine

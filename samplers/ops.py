@@ -15,6 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from archon.core import Aggregation, Candidate, Context, EngineRef, OperatorParams, State, VerifierRef
+from archon.core.generation import MAX_N
 from archon.core.registry import OPERATORS
 from samplers.sample import sample as draw
 from verifiers.answers import extract_answer
@@ -26,7 +27,7 @@ class SampleParams(OperatorParams):
 
     cost_growth: ClassVar[Mapping[str, float]] = {"n": 1.0}  # cost grows linearly with n (budget repair)
     engine: EngineRef
-    n: int = Field(1, ge=1)
+    n: int = Field(1, ge=1, le=MAX_N)
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     top_k: int = Field(0, ge=0)
@@ -53,7 +54,7 @@ class WeightedVoteParams(SampleParams):
 class SelfConsistencyParams(SampleParams):
     """``self_consistency``: sample ``n`` and take the majority answer."""
 
-    n: int = Field(8, ge=1)
+    n: int = Field(8, ge=1, le=MAX_N)
 
 
 @OPERATORS.register("sample", SampleParams)

@@ -12,11 +12,27 @@ from __future__ import annotations
 from typing import Any
 
 from archon.core import VerifierDecl
-from archon.core.registry import VERIFIER_KINDS
+from archon.core.registry import VERIFIER_KINDS, accepts
 from verifiers.noisy import check_options as check_noisy_options
 
+REWARD_OPTIONS = ("config", "aggregation", "device", "max_batch", "chunk_tokens")
+"""Options of ``reward_model`` (keyword arguments of :class:`~verifiers.reward.RewardModel`)."""
+JUDGE_OPTIONS = {
+    "yes_no_judge": ("template", "yes", "no"),
+    "generative_judge": ("samples", "max_tokens", "temperature", "template"),
+}
+"""Options of the judges (keyword arguments of their classes, the engine aside)."""
 
-@VERIFIER_KINDS.register("reward_model")
+
+def _metric(options: dict[str, Any]) -> None:
+    from verifiers.certainty import HIGHER_IS_BETTER
+
+    metric = options.get("metric", "mean_logprob")
+    if metric not in HIGHER_IS_BETTER:
+        raise ValueError(f"@options.metric: one of {', '.join(HIGHER_IS_BETTER)}, got {metric!r}")
+
+
+@VERIFIER_KINDS.register("reward_model", check=accepts(*REWARD_OPTIONS), model="optional", engine="none")
 def reward_model(decl: VerifierDecl) -> Any:
     """A learned outcome or process reward model (default ``tiny-prm``), read as its config declares."""
     from verifiers.reward import RewardModel
@@ -24,7 +40,7 @@ def reward_model(decl: VerifierDecl) -> Any:
     return RewardModel(decl.model or "tiny-prm", name=decl.name, **decl.options)
 
 
-@VERIFIER_KINDS.register("arith_steps")
+@VERIFIER_KINDS.register("arith_steps", check=accepts("delimiter"), model="none", engine="none")
 def arith_steps(decl: VerifierDecl) -> Any:
     """The exact arith step checker (a tool verifier: no model, no FLOPs)."""
     from verifiers.steps import ArithStepChecker
@@ -34,7 +50,7 @@ def arith_steps(decl: VerifierDecl) -> Any:
     return checker
 
 
-@VERIFIER_KINDS.register("noisy_arith_steps", check=check_noisy_options)
+@VERIFIER_KINDS.register("noisy_arith_steps", check=check_noisy_options, model="none", engine="none")
 def noisy_arith_steps(decl: VerifierDecl) -> Any:
     """A synthetic instrument: the exact step checker with a documented noise model (not a learned verifier)."""
     from verifiers.noisy import NoisyStepChecker
@@ -42,7 +58,7 @@ def noisy_arith_steps(decl: VerifierDecl) -> Any:
     return NoisyStepChecker(name=decl.name, **decl.options)
 
 
-@VERIFIER_KINDS.register("answer")
+@VERIFIER_KINDS.register("answer", check=accepts(), model="none", engine="none")
 def answer(decl: VerifierDecl) -> Any:
     """The oracle: 1.0 when a candidate's answer is the reference answer."""
     from verifiers.reference import ReferenceAnswer
@@ -50,7 +66,7 @@ def answer(decl: VerifierDecl) -> Any:
     return ReferenceAnswer(decl.name)
 
 
-@VERIFIER_KINDS.register("yes_no_judge")
+@VERIFIER_KINDS.register("yes_no_judge", check=accepts(*JUDGE_OPTIONS["yes_no_judge"]), model="none", engine="required")
 def yes_no_judge(decl: VerifierDecl) -> Any:
     """An LLM judge read by teacher forcing: P("Yes") to "is this solution correct?"."""
     from verifiers.judge import YesNoJudge
@@ -58,7 +74,9 @@ def yes_no_judge(decl: VerifierDecl) -> Any:
     return YesNoJudge(_engine(decl), name=decl.name, **decl.options)
 
 
-@VERIFIER_KINDS.register("generative_judge")
+@VERIFIER_KINDS.register(
+    "generative_judge", check=accepts(*JUDGE_OPTIONS["generative_judge"]), model="none", engine="required"
+)
 def generative_judge(decl: VerifierDecl) -> Any:
     """An LLM that checks a solution in writing; the score is the share of verdicts saying correct."""
     from verifiers.judge import GenerativeVerifier
@@ -66,7 +84,7 @@ def generative_judge(decl: VerifierDecl) -> Any:
     return GenerativeVerifier(_engine(decl), name=decl.name, **decl.options)
 
 
-@VERIFIER_KINDS.register("self_certainty")
+@VERIFIER_KINDS.register("self_certainty", check=accepts("metric", values=_metric), model="none", engine="optional")
 def self_certainty(decl: VerifierDecl) -> Any:
     """The policy's own certainty (mean logprob, perplexity ...), teacher-forced by ``engine`` when needed."""
     from verifiers.certainty import SelfCertainty

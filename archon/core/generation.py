@@ -35,6 +35,10 @@ class EngineError(ArchonError, RuntimeError):
     """A backend failed to serve a request (server unreachable, retries exhausted, ...)."""
 
 
+MAX_N = 65_536
+"""Most completions one call may ask for (more cannot fit one batch of any engine here; OpenAI's API allows 128)."""
+
+
 @dataclass(frozen=True, slots=True)
 class GenRequest:
     r"""One call to a language model: a prompt and how to sample ``n`` continuations of it.
@@ -84,6 +88,7 @@ class GenRequest:
         object.__setattr__(self, "stop", stop)
         object.__setattr__(self, "prompt", _freeze_prompt(self.prompt))
         _check(isinstance(self.n, int) and self.n >= 1, "n", f"must be at least 1, got {self.n!r}")
+        _check(self.n <= MAX_N, "n", f"at most {MAX_N:,} completions per call, got {self.n:,}")
         _check(
             isinstance(self.max_tokens, int) and self.max_tokens >= 1,
             "max_tokens",

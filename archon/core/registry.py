@@ -17,7 +17,7 @@ import importlib.metadata
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from archon.core.errors import ArchonError
 from archon.core.operators import OperatorParams
@@ -44,9 +44,13 @@ class Operator:
     module: str = ""
 
 
+Need = Literal["none", "optional", "required"]
+"""Whether a resource kind takes a ``model`` (or an ``engine``): never, may, must."""
+
+
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """A registered resource kind: its name, its builder, a one-line summary."""
+    """A registered resource kind: its name, its builder, a one-line summary, what it takes."""
 
     name: str
     build: Callable[..., Any]
@@ -54,6 +58,35 @@ class Kind:
     module: str = ""
     check: Callable[[dict[str, Any]], None] | None = None
     """Validates a declaration's ``options`` without building anything (raises ``ValueError``)."""
+    model: Need = "optional"
+    engine: Need = "optional"
+
+
+def accepts(*names: str, values: Callable[[dict[str, Any]], None] | None = None) -> Callable[[dict[str, Any]], None]:
+    """An options ``check`` that refuses any option not in ``names``, then runs ``values`` (if any).
+
+    Its error names the option as a path below the declaration (``@options.NAME: ...``), which spec
+    errors join onto the declaration's path.
+
+    Example:
+        >>> check = accepts("delimiter")
+        >>> check({"delimiter": ";"})
+        >>> check({"delimeter": ";"})
+        Traceback (most recent call last):
+        ...
+        ValueError: @options.delimeter: unknown option; did you mean 'delimiter'?
+    """
+
+    def check(options: dict[str, Any]) -> None:
+        for key in options:
+            if key not in names:
+                close = difflib.get_close_matches(str(key), names, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"options are {', '.join(names) or 'none'}"
+                raise ValueError(f"@options.{key}: unknown option; {hint}")
+        if values is not None:
+            values(options)
+
+    return check
 
 
 def _summary(obj: Any) -> str:
@@ -140,22 +173,41 @@ class Kinds(Generic[B]):
         self.what = what
         self._kinds: dict[str, Kind] = {}
 
-    def register(self, kind: str, *, check: Callable[[dict[str, Any]], None] | None = None) -> Callable[[B], B]:
-        """Decorator: register ``build`` as the builder of ``kind`` (``check`` validates its options)."""
+    def register(
+        self,
+        kind: str,
+        *,
+        check: Callable[[dict[str, Any]], None] | None = None,
+        model: Need = "optional",
+        engine: Need = "optional",
+    ) -> Callable[[B], B]:
+        """Decorator: register ``build`` as the builder of ``kind``.
+
+        ``check`` validates a declaration's options (see :func:`accepts`); ``model`` and ``engine`` say
+        whether a declaration of this kind takes a model or an engine, so that spec validation can refuse
+        one that is missing or out of place.
+        """
 
         def wrap(build: B) -> B:
-            self.add(kind, build, check=check)
+            self.add(kind, build, check=check, model=model, engine=engine)
             return build
 
         return wrap
 
     def add(
-        self, kind: str, build: Callable[..., Any], *, check: Callable[[dict[str, Any]], None] | None = None
+        self,
+        kind: str,
+        build: Callable[..., Any],
+        *,
+        check: Callable[[dict[str, Any]], None] | None = None,
+        model: Need = "optional",
+        engine: Need = "optional",
     ) -> None:
         """Register ``build`` under ``kind`` (the same builder twice is fine; another one is an error)."""
         if kind in self._kinds and self._kinds[kind].build is not build:
             raise ValueError(f"{self.what} kind {kind!r} is registered twice")
-        self._kinds[kind] = Kind(kind, build, _summary(build), getattr(build, "__module__", ""), check)
+        module = getattr(build, "__module__", "")
+        self._kinds[kind] = Kind(kind, build, _summary(build), module, check, model, engine)
 
     def get(self, kind: str) -> Kind:
         """The kind called ``kind``."""

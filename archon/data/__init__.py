@@ -100,14 +100,18 @@ def read_jsonl(path: str | Path) -> list[Problem]:
     problems: list[Problem] = []
     ids: dict[str, int] = {}
     try:
-        f = path.open(encoding="utf-8")
+        f = path.open("rb")
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
     with f:
-        for lineno, raw in enumerate(f, start=1):
+        for lineno, data in enumerate(f, start=1):  # bytes: a bad byte is reported with its line
+            where = f"{path}:{lineno}"
+            try:
+                raw = data.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{where}: not UTF-8 text (byte {e.start + 1} of the line)") from None
             if not raw.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 row = json.loads(raw)
             except json.JSONDecodeError as e:
@@ -134,6 +138,8 @@ def _problem(row: Any, where: str, lineno: int) -> Problem:
         raise DataError(f"{where}: field 'question' is missing")
     question = row["question"]
     if isinstance(question, list):
+        if not question:
+            raise DataError(f"{where}: field 'question' is an empty list of messages")
         for i, m in enumerate(question):
             if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
                 raise DataError(f"{where}: field 'question[{i}]' must be an object with string 'role' and 'content'")
@@ -144,6 +150,8 @@ def _problem(row: Any, where: str, lineno: int) -> Problem:
     pid = row.get("id", f"line-{lineno}")
     if not isinstance(pid, str | int) or isinstance(pid, bool):
         raise DataError(f"{where}: field 'id' must be a string or an integer")
+    if isinstance(pid, str) and not pid.strip():
+        raise DataError(f"{where}: field 'id' must not be empty")
     answer = row.get("answer")
     if answer is not None and (not isinstance(answer, str | int | float) or isinstance(answer, bool)):
         raise DataError(f"{where}: field 'answer' must be a string or a number")

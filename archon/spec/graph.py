@@ -13,10 +13,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import networkx as nx
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from archon import plugins
 from archon.core.operators import references
@@ -51,10 +52,12 @@ def problems(spec: Spec) -> list[str]:
                 out.append(f"pipeline[{i}].inputs[{j}]: no node {src!r}{hint}")
             elif src == node.id:
                 out.append(f"pipeline[{i}].inputs[{j}]: node {node.id!r} reads its own output")
+            elif src in node.inputs[:j]:
+                out.append(f"pipeline[{i}].inputs[{j}]: node {src!r} is listed twice")
         out.extend(dict.fromkeys(_reference_problems(spec, i, node)))
         out.extend(_op_problems(i, node))
-        if isinstance(node.enabled, Tunable) and not node.inputs:
-            out.append(f"pipeline[{i}].enabled: only a node with inputs can be optional (its readers read them)")
+        if node.enabled is not True and not node.inputs:
+            out.append(f"pipeline[{i}].enabled: only a node with inputs can be left out (its readers read them)")
     for name, v in spec.verifiers.items():
         if v.engine is not None and v.engine not in spec.engines:
             out.append(f"verifiers.{name}.engine: no engine {v.engine!r}{_declared(spec.engines)}")
@@ -72,8 +75,8 @@ def problems(spec: Spec) -> list[str]:
         out.append(f"pipeline: exactly one node must be the output (read by no other), found {', '.join(outputs)}")
         return out
     final = outputs[0]
-    if isinstance(g.nodes[final]["node"].enabled, Tunable):
-        out.append(f"pipeline[{g.nodes[final]['index']}].enabled: the output node cannot be optional")
+    if g.nodes[final]["node"].enabled is not True:
+        out.append(f"pipeline[{g.nodes[final]['index']}].enabled: the output node cannot be left out")
     feeding = nx.ancestors(g, final) | {final}
     for n in g:
         if n not in feeding:
@@ -116,6 +119,11 @@ def _op_problems(i: int, node: NodeSpec) -> list[str]:
         accepted_any |= fields
         params = node.params_for(name, fields)
         fixed = {k: v for k, v in params.items() if not isinstance(v, Tunable)}
+        for key, value in params.items():
+            if isinstance(value, Tunable) and key in op.params.model_fields:
+                where = "params" if key not in node.by_op.get(name, {}) else f"by_op.{name}"
+                for sub, message in _tuned_value_problems(op.params.model_fields[key], value):
+                    out.append(f"pipeline[{i}].{where}.{key}.tune{sub}: {message}")
         try:
             op.params(**fixed)
         except ValidationError as exc:
@@ -130,6 +138,25 @@ def _op_problems(i: int, node: NodeSpec) -> list[str]:
             if k not in accepted_any:
                 out.append(f"pipeline[{i}].params.{k}: none of the ops {', '.join(node.op_choices())} takes it")
     return out
+
+
+def _tuned_value_problems(field: FieldInfo, value: Tunable) -> Iterable[tuple[str, str]]:
+    """The values a tuned param may take (its choices; its range's ends) that the param itself refuses."""
+    r = value.tune
+    if r.type == "choice":
+        candidates = [(f".choices[{j}]", c) for j, c in enumerate(r.choices or [])]
+    elif r.type in ("int", "float"):
+        cast = int if r.type == "int" else float
+        candidates = [(".low", cast(r.low)), (".high", cast(r.high))]
+    else:
+        candidates = [("", False), ("", True)]
+    adapter = TypeAdapter(Annotated[field.annotation, field])
+    for sub, candidate in candidates:
+        try:
+            adapter.validate_python(candidate)
+        except ValidationError as exc:
+            yield sub, exc.errors()[0]["msg"]
+            return
 
 
 def _resource_problems(spec: Spec) -> Iterable[str]:
@@ -153,9 +180,18 @@ def _resource_problems(spec: Spec) -> Iterable[str]:
     ]
     for where, model in models:
         try:
-            resolve_model(model)
+            resolved = resolve_model(model)
         except ModelNotFoundError as exc:
             yield f"{where}: {exc}"
+            continue
+        name = where.split(".")[1]
+        if where.startswith("verifiers.") and "config" not in spec.verifiers[name].options:
+            local = Path(resolved)
+            if local.is_dir() and not (local / "reward_config.json").is_file():
+                yield (
+                    f"{where}: {model!r} is not a reward model (no reward_config.json; "
+                    "give options.config: {kind: process | outcome, ...} to read it as one)"
+                )
 
 
 def _declared(section: dict[str, Any]) -> str:

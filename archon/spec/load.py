@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,35 @@ def parse_spec(data: Any, *, source: str = "<spec>") -> Spec:
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        msg = err["msg"].removeprefix("Value error, ")
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise SpecError(f"{source}: {spec_path(tuple(err['loc']))}: {msg}{more}") from None
+        errors = _distinct(exc.errors())
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SpecError(f"{source}: {_message(errors[0])}{more}") from None
+
+
+_UNION_MEMBERS = re.compile(r"^(str|int|float|bool|none|Tunable|list\[.*\]|dict\[.*\])$")
+
+
+def _distinct(errors: list[Any]) -> list[Any]:
+    """Pydantic's errors with the union members tried left out of their locations, one per location.
+
+    ``op: str | Tunable`` given ``3`` fails as ``op.str`` and as ``op.Tunable``: that is one error at ``op``.
+    """
+    out: dict[tuple[Any, ...], Any] = {}
+    for err in errors:
+        loc = tuple(p for i, p in enumerate(err["loc"]) if not (i and isinstance(p, str) and _UNION_MEMBERS.match(p)))
+        out.setdefault(loc, {**err, "loc": loc})
+    return list(out.values())
+
+
+def _message(err: Any) -> str:
+    """``path: message`` of one pydantic error; a message ``@sub.path: ...`` names a path below the error's."""
+    loc, msg = tuple(err["loc"]), err["msg"].removeprefix("Value error, ")
+    if loc and loc[-1] == "[key]":  # a mapping key of the wrong type
+        return f"{spec_path(loc[:-2])}: keys must be strings, got {loc[-2]!r}"
+    if msg.startswith("@"):
+        below, _, msg = msg[1:].partition(": ")
+        return f"{spec_path(loc)}.{below}: {msg}" if loc else f"{below}: {msg}"
+    return f"{spec_path(loc)}: {msg}"
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -96,7 +122,7 @@ def read_spec_data(path: str | Path, *, _seen: tuple[Path, ...] = ()) -> dict[st
     except UnicodeDecodeError as exc:
         raise SpecError(f"{p}: not UTF-8 text (byte {exc.start})") from None
     try:
-        data = json.loads(text) if p.suffix == ".json" else yaml.load(text, Loader=_Named.of(str(p)))
+        data = _json(text, p) if p.suffix == ".json" else yaml.load(text, Loader=_Named.of(str(p)))
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else getattr(exc, "lineno", None)
@@ -112,8 +138,40 @@ def read_spec_data(path: str | Path, *, _seen: tuple[Path, ...] = ()) -> dict[st
         raise SpecError(f"{p}: extends: the path of the spec file this one overrides, got {parent!r}")
     if not (p.parent / parent).expanduser().is_file():
         raise SpecError(f"{p}: extends: {parent}: no such spec file")
-    base = read_spec_data(p.parent / parent, _seen=(*_seen, p))
+    try:
+        base = read_spec_data(p.parent / parent, _seen=(*_seen, p))
+    except SpecError as exc:
+        if _seen and str(exc).startswith(f"{p}"):  # a cycle through this file: said once, by the first
+            raise
+        message, written = str(exc), str((p.parent / parent).expanduser().resolve())
+        if message.startswith(written):  # name the base as this file does
+            message = parent + message[len(written) :]
+        raise SpecError(f"{p}: extends: {message}") from None
     return _merge(base, data)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _json(text: str, path: Path) -> Any:
+    """JSON that refuses a key given twice in one object (``json`` keeps the last one silently)."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in items:
+            if k in out:
+                raise _DuplicateKey(k)
+            out[k] = v
+        return out
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs)
+    except _DuplicateKey as dup:
+        hits = [m.start() for m in re.finditer(re.escape(json.dumps(dup.key)) + r"\s*:", text)]
+        line = f":{text.count(chr(10), 0, hits[1]) + 1}" if len(hits) > 1 else ""
+        raise SpecError(f"{path}{line}: key {dup.key!r} is given twice in one object") from None
 
 
 def load_spec(path: str | Path) -> Spec:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from archon.core.registry import VERIFIER_KINDS, UnknownOperatorError
+from archon.core.registry import RETRIEVER_KINDS, VERIFIER_KINDS, UnknownOperatorError
 from budgets import LIMITS, ProfileError, profile
 from samplers.engines import EngineConfig
 
@@ -25,14 +25,20 @@ class TuneRange(_Strict):
     """A search dimension: ``int`` / ``float`` in ``[low, high]`` (``log`` scale optional), ``choice``, ``bool``."""
 
     type: Literal["int", "float", "choice", "bool"]
-    low: float | None = None
-    high: float | None = None
+    low: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    high: Annotated[float, Field(allow_inf_nan=False)] | None = None
     log: bool = False
-    step: float | None = None
+    step: Annotated[float, Field(allow_inf_nan=False)] | None = None
     choices: list[Any] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> TuneRange:
+        given = [k for k in ("low", "high", "step", "choices") if getattr(self, k) is not None] + ["log"] * self.log
+        takes = {"int": {"low", "high", "step", "log"}, "float": {"low", "high", "step", "log"}, "choice": {"choices"}}
+        extra = [k for k in given if k not in takes.get(self.type, set())]
+        if extra:
+            allowed = ", ".join(sorted(takes.get(self.type, ()))) or "nothing but its type"
+            raise ValueError(f"a tuned {self.type} takes no {extra[0]} (it takes {allowed})")
         if self.type in ("int", "float"):
             if self.low is None or self.high is None:
                 raise ValueError(f"a tuned {self.type} needs low and high")
@@ -52,9 +58,17 @@ class TuneRange(_Strict):
                 raise ValueError(f"choices must be strings, numbers, booleans or null, got {odd[0]!r}")
             if len({repr(c) for c in self.choices}) != len(self.choices):
                 raise ValueError("choices must be distinct")
-        elif self.low is not None or self.high is not None or self.choices:
-            raise ValueError("a tuned bool takes no low, high or choices")
+            kinds = {_kind_of(c) for c in self.choices if c is not None}
+            if len(kinds) > 1:
+                raise ValueError(f"choices mix types ({', '.join(sorted(kinds))}): give them all as one type")
         return self
+
+
+def _kind_of(value: Any) -> str:
+    """A choice's type for the mixing check: booleans, numbers (int and float together) and strings."""
+    if isinstance(value, bool):
+        return "booleans"
+    return "numbers" if isinstance(value, int | float) else "strings"
 
 
 class Tunable(_Strict):
@@ -67,16 +81,19 @@ def _tunables(params: dict[str, Any]) -> dict[str, Any]:
     """Params with each ``{tune: {...}}`` parsed; a bad range is an error naming its parameter."""
     out: dict[str, Any] = {}
     for k, v in params.items():
-        if not (isinstance(v, dict) and set(v) == {"tune"}):
+        if not (isinstance(v, dict) and "tune" in v):
             out[k] = v
             continue
+        if set(v) != {"tune"}:
+            other = sorted(str(x) for x in v if x != "tune")
+            raise ValueError(f"@{k}: a tuned value takes only the key 'tune', got also {', '.join(other)}")
         try:
             out[k] = Tunable(**v)
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(x) for x in err["loc"])
             msg = err["msg"].removeprefix("Value error, ")
-            raise ValueError(f"{k}.{where}: {msg}" if where else f"{k}: {msg}") from None
+            raise ValueError(f"@{k}.{where}: {msg}" if where else f"@{k}: {msg}") from None
     return out
 
 
@@ -100,10 +117,32 @@ class NodeSpec(_Strict):
     def _tuned_params(cls, params: dict[str, Any]) -> dict[str, Any]:
         return _tunables(params)
 
+    @field_validator("op")
+    @classmethod
+    def _tuned_op(cls, op: str | Tunable) -> str | Tunable:
+        if isinstance(op, Tunable) and (
+            op.tune.type != "choice" or not all(isinstance(c, str) for c in op.tune.choices or [])
+        ):
+            raise ValueError("@tune: a tuned op is a choice of op names ({tune: {type: choice, choices: [...]}})")
+        return op
+
+    @field_validator("enabled")
+    @classmethod
+    def _tuned_enabled(cls, enabled: bool | Tunable) -> bool | Tunable:
+        if isinstance(enabled, Tunable) and enabled.tune.type != "bool":
+            raise ValueError("@tune: a tuned enabled is a bool ({tune: {type: bool}})")
+        return enabled
+
     @field_validator("by_op")
     @classmethod
     def _tuned_by_op(cls, by_op: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return {op: _tunables(params) for op, params in by_op.items()}
+        out = {}
+        for op, params in by_op.items():
+            try:
+                out[op] = _tunables(params)
+            except ValueError as exc:
+                raise ValueError(f"@{op}.{str(exc).removeprefix('@')}") from None
+        return out
 
     def op_choices(self) -> list[str]:
         """The ops this node may run: the tuned choices, or its one op."""
@@ -140,6 +179,12 @@ class VerifierSpec(_Strict):
             kind = VERIFIER_KINDS.get(self.kind)
         except UnknownOperatorError as exc:
             raise ValueError(str(exc)) from None
+        for what, need in (("model", kind.model), ("engine", kind.engine)):
+            given = getattr(self, what) is not None
+            if need == "none" and given:
+                raise ValueError(f"@{what}: kind {self.kind!r} takes no {what}")
+            if need == "required" and not given:
+                raise ValueError(f"kind {self.kind!r} needs an {what} ({what}: the name of a declared {what})")
         if kind.check is not None:  # options a kind can check before anything is built
             kind.check(self.options)
         return self
@@ -150,6 +195,19 @@ class RetrieverSpec(_Strict):
 
     kind: str
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_kind(self) -> RetrieverSpec:
+        from archon import plugins
+
+        plugins.load()
+        try:
+            kind = RETRIEVER_KINDS.get(self.kind)
+        except UnknownOperatorError as exc:
+            raise ValueError(str(exc)) from None
+        if kind.check is not None:
+            kind.check(self.options)
+        return self
 
 
 class DatasetSpec(_Strict):
@@ -163,8 +221,8 @@ class DatasetSpec(_Strict):
 class BudgetSpec(_Strict):
     """Limits per problem and per run (``flops``, ``tokens``, ``calls``, ``seconds``, ``latency``, ``dollars``)."""
 
-    per_problem: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
-    per_run: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    per_problem: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(default_factory=dict)
+    per_run: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(default_factory=dict)
     hardware: str | None = Field(None, description="hardware profile for idealized latency (h100, a100, l4, cpu ...)")
 
     @field_validator("per_problem", "per_run")
@@ -186,6 +244,23 @@ def _known_limits(limits: dict[str, float]) -> dict[str, float]:
         if v == 0 and k != "dollars":  # free local calls fit a zero dollar limit; nothing fits a zero of the rest
             raise ValueError(f"limit {k} is 0: no model call could run (leave it out for no limit)")
     return limits
+
+
+def check_storage_url(url: str) -> str:
+    """``url`` if it is a database URL whose scheme SQLAlchemy has a driver for (checked without connecting)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    scheme = url.split("://", 1)[0] if "://" in url else None
+    try:
+        make_url(url).get_dialect()
+    except (ArgumentError, NoSuchModuleError):
+        if scheme is None:
+            raise ValueError(f"not a database URL: {url!r} (postgresql://user@host/db, sqlite:///path.db)") from None
+        raise ValueError(f"unknown storage scheme {scheme!r} (postgresql://..., mysql://..., sqlite:///...)") from None
+    except ImportError as exc:  # the scheme is known but its driver is not installed
+        raise ValueError(f"{url.split(':', 1)[0]}: its database driver is not installed ({exc.name})") from None
+    return url
 
 
 def _known_hardware(name: str | None) -> str | None:
@@ -233,7 +308,7 @@ class TuneSpec(_Strict):
         max_length=2,
         description="accuracy, optionally followed by one cost (flops, latency ...) for a Pareto front",
     )
-    budget: dict[str, Annotated[float, Field(gt=0)]] = Field(
+    budget: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
         default_factory=dict, description="per-problem limits: flops, latency ..."
     )
     hardware: str | None = Field(None, description="hardware profile for the idealized latency")
@@ -265,13 +340,23 @@ class TuneSpec(_Strict):
     def _hardware(cls, name: str | None) -> str | None:
         return _known_hardware(name)
 
-    @model_validator(mode="after")
-    def _objectives(self) -> TuneSpec:
-        if self.objectives[0] != "accuracy" or "accuracy" in self.objectives[1:]:
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, url: str | None) -> str | None:
+        return None if url is None else check_storage_url(url)
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, objectives: list[str]) -> list[str]:
+        if objectives[0] != "accuracy" or "accuracy" in objectives[1:]:
             raise ValueError("the first objective is accuracy; a second one is a cost (flops, latency ...)")
-        for cost in self.objectives[1:]:
+        for cost in objectives[1:]:
             if cost not in LIMITS:
                 raise ValueError(f"unknown cost {cost!r}; costs are {', '.join(LIMITS)}")
+        return objectives
+
+    @model_validator(mode="after")
+    def _hardware_for_latency(self) -> TuneSpec:
         if ("latency" in self.budget or "latency" in self.objectives) and not self.hardware:
             raise ValueError(
                 "a latency limit or objective needs a hardware profile: --hardware NAME or tune.hardware "

@@ -106,7 +106,20 @@ class Study:
         self.options = options
         self.on_trial = on_trial
         self.name = options.study or "study"
+        if resume and not options.storage and not (self.dir / "optuna.db").is_file():
+            raise StudyError(f"{self.dir}: no study to resume (no optuna.db there)")
+        created = not self.dir.exists()
         self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start(spec, options, resume=resume, worker=worker, cache_path=cache_path)
+        except BaseException:
+            if created and not any(self.dir.iterdir()):  # a study refused at once leaves nothing behind
+                self.dir.rmdir()
+            raise
+
+    def _start(
+        self, spec: Spec, options: TuneSpec, *, resume: bool, worker: bool, cache_path: str | Path | None
+    ) -> None:
         self.storage = _storage(options.storage or f"sqlite:///{(self.dir / 'optuna.db').resolve()}")
         self.worker = worker
         saved = self.dir / "spec.yaml"
@@ -426,13 +439,24 @@ def storage_url(url: str) -> str:
 
 def _storage(url: str) -> optuna.storages.BaseStorage:
     """An RDB storage with heartbeats (a dead worker's trial is failed, then retried once)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     url = storage_url(url)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 60}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _rdb(url, kwargs)
+    elif url.startswith("postgresql"):
+        kwargs = {"connect_args": {"connect_timeout": 10}}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return _rdb(url, kwargs)
+    except (SQLAlchemyError, ImportError) as exc:  # unreachable, refused, no such database, no driver ...
+        shown = make_url(url).render_as_string(hide_password=True)
+        cause = getattr(exc, "orig", None) or exc
+        reason = " ".join(str(cause).split())[:200] or type(cause).__name__
+        raise StudyError(f"--storage {shown}: cannot open the study storage ({reason})") from None
 
 
 def _rdb(url: str, kwargs: dict[str, Any]) -> optuna.storages.BaseStorage:

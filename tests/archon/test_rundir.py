@@ -66,10 +66,13 @@ def test_a_missing_model_fails_before_the_first_problem_in_one_line(tmp_path: Pa
     assert len(out.stderr.strip().splitlines()) == 1
     assert f"{spec}: verifiers.orm" in " ".join(out.stderr.split()) and "none" in out.stderr
     assert not (tmp_path / "run" / "results.jsonl").exists()  # nothing ran
-    spec.write_text((EXAMPLES / "greedy.yaml").read_text().replace("model: tiny-l}", "model: tiny-l, dtype: float13}"))
+    broken = tmp_path / "broken-model"  # found (it has a config.json), but cannot be loaded
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "nosuch-architecture"}')
+    spec.write_text((EXAMPLES / "greedy.yaml").read_text().replace("model: tiny-l}", f"model: {broken}}}"))
     out = archon("run", spec, "--limit", 2)
-    assert out.returncode == 1 and "engines.policy:" in out.stderr and "float13" in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
+    assert out.returncode == 1 and "engines.policy:" in out.stderr and "nosuch-architecture" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
 
 
 def test_problems_that_fail_make_the_run_fail_and_say_which(tmp_path: Path) -> None:

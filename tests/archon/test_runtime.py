@@ -166,3 +166,21 @@ def test_a_refused_verifier_call_leaves_the_candidates_unscored_and_the_run_goes
         score = next(e for e in record["trace"] if e["op"] == "score")
         assert score["stopped_by_budget"] is True
         assert len(record["candidates"]) == 1 and record["candidates"][0]["scores"] == {}
+
+
+def test_a_node_disabled_in_the_spec_does_not_run_and_its_readers_read_its_inputs(tmp_path):
+    spec = tmp_path / "disabled.yaml"
+    spec.write_text(
+        "engines: {policy: {model: tiny-l}}\n"
+        "pipeline:\n"
+        "  - {id: a, op: sample, params: {engine: policy, n: 2, max_tokens: 8}}\n"
+        "  - {id: b, op: sample, inputs: [a], params: {engine: policy, max_tokens: 8}, enabled: false}\n"
+        "  - {id: c, op: vote, inputs: [b]}\n"
+    )
+    runner = Runner(load_spec(spec))
+    try:
+        summary = asyncio.run(runner.run(data.load("arith", "dev")[:2]))
+    finally:
+        asyncio.run(runner.aclose())
+    assert set(summary["cost"]["by_node"]) == {"a"}  # b made no call
+    assert all(len(r["candidates"]) == 2 for r in runner.records)  # c voted over a's two samples

@@ -38,6 +38,14 @@ def test_a_good_user_file_loads(tmp_path):
     assert probs[2].metadata == {"level": 3} and probs[2].answer is None
 
 
+def test_a_byte_order_mark_at_the_start_and_crlf_line_ends_are_accepted(tmp_path):
+    p = tmp_path / "windows.jsonl"
+    rows = [{"id": "a", "question": "1 + 1?", "answer": "2"}, {"id": "b", "question": "é?", "answer": "x"}]
+    p.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode() + b"\r\n")
+    probs = data.load(str(p))
+    assert [x.id for x in probs] == ["a", "b"] and probs[1].question == "é?"
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [

@@ -412,6 +412,8 @@ def tune(
     from budgets import LIMITS
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for handler in optuna.logging.get_logger("optuna").handlers:  # Ctrl-C is said in one line, below
+        handler.addFilter(_not_interrupted)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     s = load_spec(spec)
     flags = locals()
@@ -456,9 +458,24 @@ def tune(
         worker_spec.write_text(resolved.model_dump_json(exclude_none=True, exclude_defaults=True))
         args = [sys.executable, "-m", "archon.cli", "tune", str(worker_spec), "--out", str(directory), "--worker"]
         procs = [subprocess.Popen(args) for _ in range(options.workers - 1)]
+    if study.rerun and not as_json:
+        console.print(
+            f"resuming: interrupted trial(s) {', '.join(map(str, study.rerun))} queued again", highlight=False
+        )
     table.header()
     try:
         study.optimize()
+    except KeyboardInterrupt:
+        for proc in procs:
+            proc.terminate()
+        finished = study.finished()
+        study.close()
+        console.print(
+            f"interrupted with {finished} finished trials saved in {directory}: continue with --resume",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
     finally:
         failed = [proc.args for proc in procs if proc.wait() != 0]
     if failed:
@@ -474,6 +491,12 @@ def tune(
         _print_result(result, directory)
     if result["best"] is None:
         raise StudyError(f"{directory}: no configuration met the limits {options.budget} (of {table.seen} trials)")
+
+
+def _not_interrupted(record: Any) -> bool:
+    """A logging filter: drop Optuna's report (with a traceback) of the trial that Ctrl-C failed."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, KeyboardInterrupt) and "KeyboardInterrupt" not in str(record.getMessage())
 
 
 _TUNE_FLAGS = {"study": "--study", "cache": "--no-cache", "repair": "--no-repair"}

@@ -70,6 +70,8 @@ def problems(spec: Spec) -> list[str]:
         path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
         out.append(f"pipeline: cycle {path}")
         return out
+    if any(src not in g for node in spec.pipeline for src in node.inputs):
+        return out  # with an edge missing, which node is the output is not known: say only what is wrong
     outputs = [n for n in g if g.out_degree(n) == 0]
     if len(outputs) != 1:
         out.append(f"pipeline: exactly one node must be the output (read by no other), found {', '.join(outputs)}")

@@ -38,6 +38,7 @@ from archon.core.operators import repair_factors
 from archon.spec.load import SpecError
 from archon.spec.models import Spec, TuneSpec
 from archon.tune.evaluate import Evaluator
+from archon.tune.resume import PerTrialSeed, rerun_interrupted, superseded
 from archon.tune.space import concretize, cost_knobs, suggest
 from archon.tune.startup import cover
 
@@ -131,6 +132,7 @@ class Study:
         ):
             raise StudyError(f"{saved}: the study tuned another spec; resume it with that spec, or use another --out")
         self.study = self._open(resume=resume, worker=worker)
+        self.rerun = rerun_interrupted(self.study) if resume and not worker else []
         if not worker:
             self._queue_startup()
         rng = random.Random(options.seed)
@@ -203,27 +205,24 @@ class Study:
             self.study.set_user_attr("startup", {**state, "queued": upto})
 
     def _sampler(self) -> optuna.samplers.BaseSampler:
-        # Each process and each resumption draws its own proposals (the same seed would repeat them);
-        # the run seed of the evaluations stays the study's, so trials keep sharing cached samples.
-        kind = self.options.sampler
-        seed = self.options.seed + self._trials_so_far()
-        if self.worker:
-            seed += os.getpid()
-        if kind == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed)
-        if kind == "gp":
-            return optuna.samplers.GPSampler(seed=seed)
-        if kind == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, constant_liar=self.options.workers > 1, n_startup_trials=8
-        )
+        # A trial's proposal is seeded by the study's seed and the trials finished before it
+        # (archon.tune.resume), so a resumed study proposes what the study left alone would have;
+        # worker processes add their pid, so that they do not all propose the same trial.
+        kind, liar = self.options.sampler, self.options.workers > 1
+        seed = self.options.seed + (os.getpid() if self.worker else 0)
 
-    def _trials_so_far(self) -> int:
-        try:
-            return len(optuna.load_study(study_name=self.name, storage=self.storage).trials)
-        except KeyError:
-            return 0
+        def make(seed: int) -> optuna.samplers.BaseSampler:
+            if kind == "nsga2":
+                return optuna.samplers.NSGAIISampler(seed=seed)
+            if kind == "gp":
+                return optuna.samplers.GPSampler(seed=seed)
+            if kind == "random":
+                return optuna.samplers.RandomSampler(seed=seed)
+            return optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, group=True, constant_liar=liar, n_startup_trials=8
+            )
+
+        return PerTrialSeed(make, seed)
 
     def _pruner(self) -> optuna.pruners.BasePruner:
         if self.options.pruner == "wilcoxon" and len(self.options.objectives) == 1:
@@ -270,7 +269,11 @@ class Study:
 
         start = time.perf_counter()
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        ev = self.evaluator.run(concrete, self.search_problems, on_result=on_result)
+        try:
+            ev = self.evaluator.run(concrete, self.search_problems, on_result=on_result)
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)  # rerun by the next --resume
+            raise
         for k, v in ev.attrs().items():
             trial.set_user_attr(k, v)
         trial.set_user_attr("feasible", ev.feasible(self.options.budget))
@@ -420,8 +423,10 @@ def _space(data: dict[str, Any]) -> dict[str, Any]:
 
 def _counts(study: optuna.Study) -> dict[str, int]:
     counts: dict[str, int] = {}
+    rerun = superseded(study)
     for t in study.get_trials(deepcopy=False):
-        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+        if t.number not in rerun:  # an interrupted trial's rerun stands for it
+            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
     return counts
 
 

@@ -54,3 +54,12 @@ def test_a_malformed_spec_is_refused_in_one_line(
     message = " ".join(err.split())  # rich may wrap a long line
     assert path.name in message, message
     assert expected(path) in message, message
+
+
+def test_a_missing_input_is_said_once_without_its_consequences(monkeypatch, capsys) -> None:
+    spec = Path(__file__).parent / "specs" / "missing-input.yaml"
+    monkeypatch.setattr(sys, "argv", ["archon", "validate", str(spec)])
+    with pytest.raises(SystemExit):
+        cli.run()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "no node 'x'" in lines[0] and "output" not in lines[0]

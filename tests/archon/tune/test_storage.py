@@ -217,3 +217,53 @@ def test_workers_share_a_postgresql_study_and_another_process_resumes_it(tmp_pat
     assert len(new) == 2 and {worker_pid(t) for t in new} == {second.pid}
     assert result_json(stdout)["trials"]["complete"] == total
     assert (tmp_path / "b" / "best.yaml").exists()
+
+
+# --- Ctrl-C or kill -9 at any point, then --resume: the study left alone -------------------------------------------
+
+MEASURED = {"number", "seconds", "trial_seconds", "worker", "directory", "tokens_generated", "rerun_of"}
+"""What a resumed study may differ in: trial numbers (a rerun is a new trial), wall times, the process that
+ran a trial, the directory, and the tokens actually generated (work in flight when interrupted is redone)."""
+
+
+def comparable(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: comparable(v) for k, v in data.items() if k not in MEASURED}
+    if isinstance(data, list):
+        return [comparable(v) for v in data]
+    return data
+
+
+def trials_of(directory: Path) -> list[tuple[str, Any, Any]]:
+    url = f"sqlite:///{directory / 'optuna.db'}"
+    study = optuna.load_study(study_name=STUDY, storage=url)
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted((json.dumps(t.params, sort_keys=True), t.values, comparable(dict(t.user_attrs))) for t in done)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_an_interrupted_study_resumes_to_the_trials_and_summary_of_one_left_alone(tmp_path: Path, how: int) -> None:
+    spec, trials = write_spec(tmp_path), 6
+    whole = call("tune", spec, *LIMIT, "--out", tmp_path / "whole", "--trials", trials, "--json")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    cut, log = tmp_path / "cut", tmp_path / "cut.log"
+    with log.open("w") as stderr:
+        proc = start("tune", spec, *LIMIT, "--out", cut, "--trials", trials, stdout=stderr, stderr=stderr)
+        wait_for_complete_trials(proc, cut / "optuna.db", f"sqlite:///{cut / 'optuna.db'}", 2, log)
+        proc.send_signal(how)
+        proc.wait(timeout=120)
+    if how == signal.SIGINT:
+        assert proc.returncode == 130, log.read_text()[-3000:]
+        said = log.read_text().strip().splitlines()[-1]
+        assert "finished trials saved in" in said and "--resume" in said and "Traceback" not in log.read_text()
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    again = call("tune", spec, *LIMIT, "--out", cut, "--trials", trials, "--resume", "--json")
+    assert again.returncode == 0, again.stderr[-3000:]
+
+    assert trials_of(cut) == trials_of(tmp_path / "whole")  # the same configurations, scores and costs
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (tmp_path / "whole", cut))
+    assert comparable(a) == comparable(b)
+    assert (cut / "best.yaml").read_text() == (tmp_path / "whole" / "best.yaml").read_text()

@@ -6,21 +6,33 @@ exit with status 1; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 # the libraries' own progress bars ("Loading weights") would interleave with ours: off, before they load
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import typer
-from rich.console import Console
+from rich.console import Console as _RichConsole
 from rich.table import Table
 
 from archon import __version__
 from archon.core import ArchonError
 from budgets import COSTS, DTYPE_BYTES, BudgetError
 from budgets.ledger import cost_table
+
+
+def Console(*, stderr: bool = False) -> _RichConsole:
+    """A rich console as wide as the terminal, or 240 columns when the output is not one (a pipe, a log).
+
+    Rich would otherwise wrap trial lines and cut tables at 80 columns (or ``$COLUMNS``) in logs and pipes.
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    return _RichConsole(stderr=stderr, width=None if stream.isatty() else 240)
+
 
 app = typer.Typer(
     name="archon",
@@ -264,7 +276,7 @@ def run_spec(
     import asyncio
     import json
 
-    from rich.progress import Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from archon.runtime import Runner
     from archon.spec import SpecError, load_spec
@@ -285,9 +297,20 @@ def run_spec(
         raise SpecError(f"{spec}: {exc}") from None
     console = Console(stderr=True)
     try:
-        with Progress(console=console, transient=True, disable=as_json) as bar:
-            task = bar.add_task("problems", total=len(problems_))
-            run = runner.run(problems_, out=out, resume=resume, force=force, progress=lambda _r: bar.advance(task))
+        columns = (TextColumn("problems"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"))
+        with Progress(*columns, TimeRemainingColumn(), console=console, transient=True, disable=as_json) as bar:
+            task = bar.add_task("", total=len(problems_))
+            so_far = {"flops": 0.0, "errors": 0, "done": 0}
+
+            def advance(record: dict[str, Any]) -> None:  # one status line: done, errors, cost so far
+                so_far["flops"] += record["cost"]["flops"]
+                so_far["errors"] += record["error"] is not None
+                so_far["done"] += 1
+                mean = so_far["flops"] / so_far["done"] / 1e9
+                errors = f", [red]{so_far['errors']} failed[/]" if so_far["errors"] else ""
+                bar.update(task, advance=1, description=f"{mean:.3g} GFLOP/problem{errors}")
+
+            run = runner.run(problems_, out=out, resume=resume, force=force, progress=advance)
             summary = asyncio.run(run)
         asyncio.run(runner.aclose())
     except KeyboardInterrupt:
@@ -464,7 +487,8 @@ def tune(
         )
     table.header()
     try:
-        study.optimize()
+        with table.live(study.finished()):
+            study.optimize()
     except KeyboardInterrupt:
         for proc in procs:
             proc.terminate()
@@ -550,10 +574,13 @@ def _dataset_of(spec_file: str, s: Any, dataset: str | None, split: str | None, 
 
 
 class _TrialTable:
-    """One line per finished trial: the live table of ``archon tune``."""
+    """One line per finished trial, under a live status line (trials done, best so far, elapsed): ``archon tune``."""
 
-    def __init__(self, console: Console, options: Any, *, quiet: bool) -> None:
+    def __init__(self, console: _RichConsole, options: Any, *, quiet: bool) -> None:
         self.console, self.options, self.quiet, self.seen = console, options, quiet, 0
+        self.best: float | None = None
+        self._progress: Any = None
+        self._task: Any = None
 
     def header(self) -> None:
         if not self.quiet:
@@ -562,11 +589,30 @@ class _TrialTable:
                 "  params"
             )
 
+    @contextlib.contextmanager
+    def live(self, done: int) -> Iterator[None]:
+        """Show the status line while the block runs (not when quiet, nor when stderr is not a terminal)."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        if self.quiet:
+            yield
+            return
+        columns = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"))
+        with Progress(*columns, TimeElapsedColumn(), console=self.console, transient=True) as progress:
+            self._progress = progress
+            self._task = progress.add_task("", total=self.options.trials, completed=done)
+            try:
+                yield
+            finally:
+                self._progress = None
+
     def row(self, t: Any) -> None:
         self.seen += 1
+        a = t.user_attrs
+        if a.get("feasible") and "accuracy" in a and (self.best is None or a["accuracy"] > self.best):
+            self.best = float(a["accuracy"])
         if self.quiet:
             return
-        a = t.user_attrs
         acc = f"{a['accuracy']:.3f}" if "accuracy" in a else "-"
         gf = f"{a['flops'] / 1e9:.3f}" if "flops" in a else "-"
         lat = f"{a['latency']:.2e}" if a.get("latency") else "-"
@@ -577,6 +623,9 @@ class _TrialTable:
         self.console.print(
             f"{t.number:>5} {t.state.name.lower():<8} {acc:>8} {gf:>9} {lat:>9} {feas:>8}  {params}", highlight=False
         )
+        if self._progress is not None:
+            best = "-" if self.best is None else f"{self.best:.3f}"
+            self._progress.update(self._task, advance=1, description=f"best feasible accuracy {best}")
 
 
 def _short(v: Any) -> str:
@@ -599,8 +648,9 @@ def _print_result(result: dict[str, Any], directory: Any) -> None:
         return
     title = "Pareto front" if result["front"] else "best feasible configuration"
     table = Table(title=f"{title} (scored on {result['problems']} problems)")
-    for col in ("trial", "accuracy", "GFLOP / problem", "latency / problem", "params"):
-        table.add_column(col)
+    for col in ("trial", "accuracy", "GFLOP / problem", "latency / problem"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("params", overflow="fold")  # wrapped, never cut
     for c in rows:
         sc = c["full"] or c["search"]
         params = _params(c["params"])

@@ -59,3 +59,12 @@ def test_cost_of_an_unknown_model_is_one_line_and_exit_1():
     out = archon("cost", "tiny-xl")
     assert out.returncode == 1
     assert "Traceback" not in out.stderr and "tiny-xl" in out.stderr
+
+
+def test_run_tables_cut_nothing_in_a_pipe():
+    greedy = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "greedy.yaml")
+    out = archon("run", greedy, "--limit", "2")
+    assert out.returncode == 0, out.stderr
+    assert "Cost by node" in out.stdout and "generated" in out.stdout and "FLOPs / problem" in out.stdout
+    assert "…" not in out.stdout  # neither headers nor numbers cut at 80 columns
+    assert "Loading weights" not in out.stderr and "it/s" not in out.stderr  # no library progress bars

@@ -90,7 +90,10 @@ def test_the_live_table_lists_every_trial(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     rows = [line for line in out.stderr.splitlines() if line.strip()[:1].isdigit()]
     assert len(rows) == 2 and all("complete" in r for r in rows)
+    assert all("temperature=" in r for r in rows), rows  # a trial is one line, not wrapped at 80 columns
+    assert "Loading weights" not in out.stderr and "it/s" not in out.stderr  # no library progress bars
     assert "best feasible configuration" in out.stdout and "best.yaml" in out.stdout
+    assert "…" not in out.stdout  # the result table cuts nothing
 
 
 @pytest.mark.parametrize(

@@ -63,3 +63,27 @@ def test_a_missing_input_is_said_once_without_its_consequences(monkeypatch, caps
         cli.run()
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "no node 'x'" in lines[0] and "output" not in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set"), ({"HF_ENDPOINT": "https://hub.invalid"}, "cannot be reached")],
+    ids=["offline", "unreachable"],
+)
+def test_a_hub_id_that_cannot_be_downloaded_is_refused_at_once(
+    env: dict[str, str], reason: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    spec = tmp_path / "hub.yaml"
+    spec.write_text(
+        "engines: {policy: {model: nosuchorg/nosuchmodel}}\n"
+        "pipeline:\n  - {id: a, op: sample, params: {engine: policy}}\n"
+    )
+    monkeypatch.setattr(sys, "argv", ["archon", "validate", str(spec)])
+    with pytest.raises(SystemExit) as exit_:
+        cli.run()
+    assert exit_.value.code == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "engines.policy.model: model 'nosuchorg/nosuchmodel' is a hub id that is not in the local" in err
+    assert reason in err and "Traceback" not in err

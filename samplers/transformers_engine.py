@@ -682,7 +682,7 @@ def _load(
         if dtype == "auto":  # a loaded model keeps its own number format
             return model.to(device).eval(), tokenizer
         return model.to(device=device, dtype=torch_dtype).eval(), tokenizer
-    where = resolve_model(model)
+    where = resolve_model(model, check_hub=True)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "attn_implementation": attn or attention.register()}
     loaded = AutoModelForCausalLM.from_pretrained(where, **kwargs).to(device).eval()
     return loaded, tokenizer or AutoTokenizer.from_pretrained(where)

@@ -33,6 +33,17 @@ Decisions (documented once, here):
   decided exactly in-process; otherwise a floating-point evaluation at a few
   fixed points rejects most unequal pairs in-process, and only pairs that
   survive it go to ``sympy.simplify(a - b) == 0``.
+* **Beyond that subset, math-verify decides.** When the hand-written path cannot read one of the two
+  answers (sets ``\{1,2\}``, ``x \in [0,1]``, ``\binom{5}{2}``, ``5!``, ``\log_2 8``, ``|x|``,
+  inequalities) and their normal forms differ, Hugging Face's ``math-verify`` parser compares them
+  (in the child process below, to 12 digits, either way round: its check is one-sided). On a table
+  of MATH-style LaTeX pairs (``benchmarks/answers.py``) the hand-written path alone was right on 33 of
+  44, math-verify alone on 39, the two together on 40. On the project's own table (plain-text
+  conventions: a percent is a unit, lists are ordered, words are whole) math-verify alone was right on
+  66 of 73 and the two together on all, so math-verify never overrides a verdict the hand-written
+  path can give.
+* **A bare expression ending a solution is the answer**, as an expression: ``\sqrt{8}``,
+  ``x = 2(x+1)`` or ``x**2`` on the last line, not their last number.
 * **The symbolic check cannot block past its timeout.** sympy can hang (or
   allocate without bound) on inputs like ``9^{9^{9}}``, and a thread cannot be
   killed, so it runs in a child process (``fork`` where the platform has it,
@@ -110,8 +121,34 @@ def extract_answer(text: str) -> str | None:
         found = _trim_phrase(text[m.end() : eol if eol >= 0 else len(text)])
         if found:
             return found
+    expression = _final_expression(text)
+    if expression is not None:
+        return expression
     numbers = _LAST_NUMBER.findall(text)
     return numbers[-1].replace("−", "-") if numbers else None
+
+
+_HAS_SYMBOL = re.compile(r"[A-Za-z\\(]")
+
+
+def _final_expression(text: str) -> str | None:
+    r"""A bare expression ending the text (``\sqrt{8}``, ``x = 2(x+1)``, ``x**2``), or ``None``.
+
+    The last line's right-hand side (after its last ``=``), the line itself, or its last word, whichever
+    comes first that reads as an expression of the supported subset with a variable, a function or a
+    bracket in it (plain numbers and words are left to the last-number rule).
+    """
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    last = lines[-1].strip("$ ").rstrip(".").strip("$ ")
+    for candidate in (last.rsplit("=", 1)[-1].strip(), last, last.split()[-1] if last.split() else ""):
+        candidate = candidate.strip("$ ")
+        if not candidate or not _HAS_SYMBOL.search(candidate) or len(candidate) > _MAX_MATH_CHARS:
+            continue
+        if _python_source(normalize_answer(candidate)) is not None and re.search(r"[\d\\(*^]", candidate):
+            return candidate
+    return None
 
 
 def _last_hash_line(text: str) -> tuple[int, str] | None:
@@ -507,7 +544,23 @@ def answers_equal(a: str | None, b: str | None, *, timeout: float = 2.0) -> bool
     """
     if a is None or b is None:
         return False
-    return _equal_normalized(normalize_answer(a), normalize_answer(b), time.monotonic() + timeout)
+    deadline = time.monotonic() + timeout
+    na, nb = normalize_answer(a), normalize_answer(b)
+    if _equal_normalized(na, nb, deadline):
+        return True
+    if na and nb and not (_understood(na) and _understood(nb)):
+        return _in_child(_math_verify_worker, (a, b), deadline - time.monotonic())
+    return False
+
+
+def _understood(n: str) -> bool:
+    """Whether the hand-written path reads a normal form: a number, a list, an expression of its subset, a word."""
+    if len(n) > _MAX_MATH_CHARS or re.fullmatch(r"[^\\\d^_{}|!<>=]+", n):
+        return True  # too long for math, or words (no digit, no LaTeX, no operator beyond + - * /)
+    split = _split_list(n)
+    if split is not None and len(split[1]) > 1:
+        return all(_understood(x) for x in split[1])
+    return _python_source(n) is not None
 
 
 def _equal_normalized(na: str, nb: str, deadline: float) -> bool:
@@ -751,6 +804,11 @@ _CHILD_MEMORY = 2 << 30
 
 def _symbolic_equal(src_a: str, src_b: str, timeout: float) -> bool:
     """``sympy.simplify(a - b) == 0``, decided in a child process that is killed after ``timeout`` seconds."""
+    return _in_child(_symbolic_worker, (src_a, src_b), timeout)
+
+
+def _in_child(worker: Callable[..., None], args: tuple[str, str], timeout: float) -> bool:
+    """``worker(*args, send)``'s verdict, computed in a child process that is killed after ``timeout`` seconds."""
     if timeout <= 0:
         return False
     try:
@@ -758,10 +816,15 @@ def _symbolic_equal(src_a: str, src_b: str, timeout: float) -> bool:
     except ImportError as e:
         raise ImportError("answers_equal compares expressions with sympy: pip install sympy") from e
 
+    if worker is _math_verify_worker:
+        try:  # loaded before the fork too, once per process, not once per comparison
+            import math_verify  # noqa: F401
+        except ImportError:
+            return False
     fork = "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
     ctx = multiprocessing.get_context("fork" if fork else "spawn")
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_symbolic_worker, args=(src_a, src_b, send), name="answers-sympy")
+    child = ctx.Process(target=worker, args=(*args, send), name="answers-sympy")
     child.start()
     send.close()
     try:
@@ -792,6 +855,30 @@ def _symbolic_worker(src_a: str, src_b: str, send: Connection) -> None:
     except Exception:  # any failure inside sympy means "not shown equal"
         verdict = False
     send.send(bool(verdict))
+    send.close()
+
+
+def _math_verify_worker(a: str, b: str, send: Connection) -> None:
+    """Child process: math-verify's verdict on two answers the hand-written path cannot read (sets, binomials ...)."""
+    _cap_memory(_CHILD_MEMORY)
+    try:
+        import logging
+
+        from math_verify import parse, verify
+
+        logging.getLogger("math_verify").setLevel(logging.ERROR)  # the timeout is this process's, not theirs
+
+        def read(s: str) -> Any:
+            return parse(s if "$" in s else f"${s}$", parsing_timeout=None)  # type: ignore[arg-type]
+
+        def same(gold: Any, target: Any) -> bool:
+            return bool(verify(gold, target, float_rounding=12, timeout_seconds=None))
+
+        pa, pb = read(a), read(b)
+        verdict = bool(pa and pb and (same(pb, pa) or same(pa, pb)))  # math-verify's check is one-sided
+    except Exception:  # not installed, or it could not read them: not shown equal
+        verdict = False
+    send.send(verdict)
     send.close()
 
 

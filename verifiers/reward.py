@@ -167,7 +167,7 @@ class RewardModel:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
-        where = resolve_model(model)
+        where = resolve_model(model, check_hub=True)
         self.config = self._read_config(where, config)
         if self.config.read == "teacher_forced":
             from transformers import AutoModelForCausalLM as auto

@@ -22,11 +22,13 @@ def embedded_names() -> list[str]:
     return sorted(p.name for p in EMBEDDED_DIR.iterdir() if (p / "config.json").is_file())
 
 
-def resolve_model(model: str | Path) -> str:
+def resolve_model(model: str | Path, *, check_hub: bool = False) -> str:
     """What ``from_pretrained`` should load: an embedded model's directory, a local directory, or a hub id.
 
     A name that is neither embedded nor an existing directory is passed on as a
-    hub id (``org/name``); anything else raises :class:`ModelNotFoundError`.
+    hub id (``org/name``); anything else raises :class:`ModelNotFoundError`. With
+    ``check_hub``, a hub id must be in the local cache or the hub reachable
+    (:func:`reachable_or_cached`): callers about to load the model ask for it.
 
     Example:
         >>> Path(resolve_model("tiny-l")).name
@@ -41,7 +43,8 @@ def resolve_model(model: str | Path) -> str:
             raise ModelNotFoundError(f"model directory {p} has no config.json")
         return str(p)
     if "/" in text and not text.startswith((".", "/", "~")) and text.count("/") == 1:
-        reachable_or_cached(text)
+        if check_hub:
+            reachable_or_cached(text)
         return text
     close = difflib.get_close_matches(text, embedded_names(), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -182,7 +182,7 @@ def _resource_problems(spec: Spec) -> Iterable[str]:
     ]
     for where, model in models:
         try:
-            resolved = resolve_model(model)
+            resolved = resolve_model(model, check_hub=True)
         except ModelNotFoundError as exc:
             yield f"{where}: {exc}"
             continue

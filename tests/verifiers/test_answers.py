@@ -57,6 +57,12 @@ EXTRACT = [
     pytest.param("It is \\frac{7}{8}", r"\frac{7}{8}", id="bare-frac"),
     pytest.param("about 1e3 items", "1e3", id="scientific"),
     pytest.param("costs \\$18.50 in total.", "18.50", id="latex-dollar"),
+    # a bare expression ending the solution is the answer, not its last number
+    pytest.param("The result is \\sqrt{8}", r"\sqrt{8}", id="bare-sqrt"),
+    pytest.param("so x = 2(x+1).", "2(x+1)", id="bare-rhs-expression"),
+    pytest.param("x**2", "x**2", id="bare-python-power"),
+    pytest.param("so it is $\\frac{\\pi}{2}$.", r"\frac{\pi}{2}", id="bare-frac-pi"),
+    pytest.param("5 + 8 = 13", "13", id="bare-arithmetic-is-its-result"),
 ]
 
 # (answer, normal form). The first block is plain, the rest is tricky.
@@ -178,6 +184,20 @@ EQUAL = [
     ("", "", False),
 ]
 
+# Beyond the hand-written subset, math-verify's verdict (in the child process). (a, b, equal?)
+SECOND_OPINION = [
+    (r"\{1, 2, 3\}", r"\{3, 2, 1\}", True),
+    (r"\{1, 2\}", r"\{1, 3\}", False),
+    (r"x \in [0, 1]", "[0,1]", True),
+    (r"\binom{5}{2}", "10", True),
+    ("5!", "120", True),
+    ("5!", "100", False),
+    (r"\log_2 8", "3", True),
+    (r"\sqrt{x^2}", "|x|", True),
+    ("x > 3", r"(3, \infty)", True),
+    ("x > 3", r"[3, \infty)", False),
+]
+
 
 @pytest.mark.parametrize(("text", "expected"), EXTRACT)
 def test_extract_answer(text, expected):
@@ -279,3 +299,16 @@ def test_n_and_ten_n_are_never_equal(n, separators):
     fmt = "{:,}" if separators else "{}"
     assert not answers_equal(fmt.format(n), fmt.format(10 * n))
     assert not answers_equal(str(n), f"{n}0")
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), SECOND_OPINION)
+def test_math_outside_the_subset_is_decided_by_math_verify(a: str, b: str, expected: bool) -> None:
+    assert answers_equal(a, b) is expected
+    assert answers_equal(b, a) is expected
+
+
+def test_math_verify_never_overrides_a_verdict_of_the_subset() -> None:
+    # math-verify alone calls these equal (its numeric rounding, its reading of a percent); the subset does not
+    assert not answers_equal(r"\sqrt{2}", "1.41421356")
+    assert not answers_equal("50%", "0.5")
+    assert not answers_equal("3, 5", "5, 3")

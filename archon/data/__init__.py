@@ -61,6 +61,8 @@ def load(name_or_path: str | Path, split: str = "dev") -> list[Problem]:
     p = Path(text).expanduser()
     if p.is_file():
         return read_jsonl(p)
+    if p.is_dir():
+        raise DataError(f"no data set or file named {text!r}: it is a directory, not a JSONL file")
     close = difflib.get_close_matches(text, list(EMBEDDED), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f"; embedded sets: {', '.join(EMBEDDED)}"
     raise DataError(f"no data set or file named {text!r}{hint}")

@@ -116,7 +116,7 @@ def read_spec_data(path: str | Path, *, _seen: tuple[Path, ...] = ()) -> dict[st
         chain = " -> ".join(str(x.name) for x in (*_seen, p))
         raise SpecError(f"{p}: extends itself ({chain})")
     if not p.is_file():
-        raise SpecError(f"{path}: no such spec file")
+        raise SpecError(f"{path}: no such spec file" + (" (it is a directory)" if p.is_dir() else ""))
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -137,7 +137,8 @@ def read_spec_data(path: str | Path, *, _seen: tuple[Path, ...] = ()) -> dict[st
     if not isinstance(parent, str) or not parent.strip():
         raise SpecError(f"{p}: extends: the path of the spec file this one overrides, got {parent!r}")
     if not (p.parent / parent).expanduser().is_file():
-        raise SpecError(f"{p}: extends: {parent}: no such spec file")
+        kind = " (it is a directory)" if (p.parent / parent).expanduser().is_dir() else ""
+        raise SpecError(f"{p}: extends: {parent}: no such spec file{kind}")
     try:
         base = read_spec_data(p.parent / parent, _seen=(*_seen, p))
     except SpecError as exc:

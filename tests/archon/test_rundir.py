@@ -100,6 +100,7 @@ def _without_wall_times(data: object) -> object:
     return data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
 def test_an_interrupted_run_resumes_to_the_records_and_summary_of_one_left_alone(tmp_path: Path, how: int) -> None:
     spec, n = EXAMPLES / "greedy.yaml", 150  # more problems than run at once: the signal lands mid-run

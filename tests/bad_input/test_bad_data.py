@@ -54,7 +54,7 @@ EXPECT: dict[str, tuple[int | None, str]] = {
 }
 
 GENERATED: dict[str, tuple[int | None, str]] = {
-    "a-directory": (None, "no data set or file named"),
+    "a-directory": (None, "it is a directory, not a JSONL file"),
     "no-such-file.jsonl": (None, "no data set or file named"),
 }
 

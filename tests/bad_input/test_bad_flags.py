@@ -204,7 +204,9 @@ CASES = [
     ),
     pytest.param(["hardware", "mesure"], "mesure", "No such command 'mesure'", id="hardware-unknown-command"),
     pytest.param(["validate", "{tmp}/nosuch.yaml"], "nosuch.yaml", "no such spec file", id="validate-spec-missing"),
-    pytest.param(["validate", "{tmp}"], "{tmp}", "no such spec file", id="validate-spec-a-directory"),
+    pytest.param(
+        ["validate", "{tmp}"], "{tmp}", "no such spec file (it is a directory)", id="validate-spec-a-directory"
+    ),
     pytest.param(["rnu", GREEDY], "rnu", "No such command 'rnu'", id="unknown-command"),
 ]
 

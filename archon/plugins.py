@@ -24,6 +24,7 @@ BUILTIN = (
     "samplers.ops",  # generation operators: sample, best_of_n, self_consistency
     "verifiers.kinds",  # verifier kinds
     "verifiers.ops",  # judgement operators: score, select, vote, weighted_vote
+    "search.beam",  # step-level search: beam search
 )
 """The project's own modules that register operators and kinds."""
 

@@ -1,0 +1,85 @@
+"""Beam search on the embedded world: exactly n finished solutions, the tree in the trace, budgets kept."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from archon import data
+from archon.runtime import Runner
+from archon.spec import SpecError, load_spec, parse_spec
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "beam_search.yaml"
+
+
+def run(spec, problems):
+    runner = Runner(spec)
+    try:
+        summary = asyncio.run(runner.run(problems))
+        engine = runner.pool.get("policy")
+        reuse = {"computed": engine.stats.prefill_tokens, "reused": engine.prefix_cache.stats.reused_tokens}
+        return summary, runner.records, runner.ledger, reuse
+    finally:
+        asyncio.run(runner.aclose())
+
+
+@pytest.fixture(scope="module")
+def searched():
+    return run(load_spec(EXAMPLE), data.load("arith", "dev")[:4])
+
+
+def test_it_returns_exactly_n_finished_solutions_best_first(searched) -> None:
+    summary, records, _, _ = searched
+    assert summary["errors"] == 0
+    for r in records:
+        cands = r["candidates"]
+        assert len(cands) == 8 and all(c["answer"] is not None and "####" in c["text"] for c in cands)
+        scores = [c["scores"]["prm"] for c in cands]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_the_tree_is_in_the_trace(searched) -> None:
+    _, records, _, _ = searched
+    for r in records:
+        event = next(e for e in r["trace"] if e["op"] == "beam_search")
+        nodes = event["tree"]
+        assert len(nodes) > 8 and event["rounds"] >= 1
+        ids = {n["id"] for n in nodes}
+        assert all(n["parent"] is None or n["parent"] in ids for n in nodes)
+        parents = {n["parent"] for n in nodes if n["parent"] is not None}
+        assert parents <= {n["id"] for n in nodes if n["kept"]} | {n["id"] for n in nodes if not n["finished"]}
+        assert sum(n["parent"] is None for n in nodes) == 8  # the first step: n samples of the question
+        assert sum(n["finished"] for n in nodes) >= 8
+
+
+def test_partial_solutions_reuse_their_prefix(searched) -> None:
+    _, records, _, reuse = searched
+    # every step after the first continues a partial solution: most of its prompt is found in the cache
+    assert reuse["reused"] > 2 * reuse["computed"]
+    assert all(r["cost"]["cached_tokens"] > 0 for r in records)  # and the ledger credits it
+
+
+def test_a_budget_is_never_exceeded_and_only_finished_solutions_come_back() -> None:
+    spec = load_spec(EXAMPLE).model_copy(deep=True)
+    limit = 4e9
+    spec = parse_spec({**spec.model_dump(exclude_none=True), "budget": {"per_problem": {"flops": limit}}})
+    summary, records, ledger, _ = run(spec, data.load("arith", "dev")[:3])
+    assert ledger.overruns == 0
+    for r in records:
+        assert r["cost"]["flops"] <= limit
+        assert all(c["answer"] is not None for c in r["candidates"])
+        assert len(r["candidates"]) <= 8
+    assert summary["budget"]["problems_refused"] >= 1
+
+
+def test_width_must_divide_n_and_the_verifier_must_score_steps(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(EXAMPLE.read_text().replace("n: 8, width: 4", "n: 6, width: 4"))
+    with pytest.raises(SpecError, match="n \\(6\\) must be a multiple of width \\(4\\)"):
+        Runner(load_spec(bad))
+    orm = tmp_path / "orm.yaml"
+    orm.write_text(EXAMPLE.read_text().replace("model: tiny-prm", "model: tiny-orm"))
+    summary, records, _, _ = run(load_spec(orm), data.load("arith", "dev")[:1])
+    assert summary["errors"] == 1 and "outcome verifier" in records[0]["error"]

@@ -25,6 +25,7 @@ BUILTIN = (
     "verifiers.kinds",  # verifier kinds
     "verifiers.ops",  # judgement operators: score, select, vote, weighted_vote
     "search.beam",  # step-level search: beam search
+    "search.dvts",  # diverse verifier tree search
 )
 """The project's own modules that register operators and kinds."""
 

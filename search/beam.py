@@ -14,19 +14,16 @@ finished.
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from archon.core import Aggregation, Candidate, Context, EngineRef, OperatorParams, State, VerifierRef, aggregate
+from archon.core import Aggregation, Context, EngineRef, OperatorParams, State, VerifierRef
 from archon.core.anytime import within_budget
 from archon.core.generation import MAX_N
 from archon.core.registry import OPERATORS
-from budgets import BudgetExhausted
 from search.steps import ANSWER_MARKER, DELIMITER, Partial, extend, root
-from verifiers.ops import majority, rank
+from search.tree import Tree, best_first, choose, prm_scores, roll_out
 
 
 class BeamSearchParams(OperatorParams):
@@ -54,41 +51,13 @@ class BeamSearchParams(OperatorParams):
         return self
 
 
-@dataclass
-class _Tree:
-    """The search tree, for the trace: one row per node."""
-
-    nodes: list[dict[str, Any]] = field(default_factory=list)
-
-    def add(self, partial: Partial, parent: int | None) -> int:
-        self.nodes.append(
-            {"id": len(self.nodes), "parent": parent, "step": partial.steps[-1] if partial.steps else "",
-             "score": None, "kept": False, "finished": partial.finished}
-        )  # fmt: skip
-        return len(self.nodes) - 1
-
-
-async def _scores(ctx: Context, p: BeamSearchParams, state: State, partials: list[Partial]) -> list[float]:
-    """The PRM's aggregated score of each partial solution."""
-    prm = ctx.process_verifier(p.prm)
-    steps = await prm.score_steps(state.problem, [x.candidate(p.engine) for x in partials])
-    return [aggregate(s, p.aggregation) for s in steps]
-
-
-def _best_first(scores: list[float], higher_is_better: bool) -> list[int]:
-    """Indexes of ``scores`` best first (``nan`` last, ties in order)."""
-    sign = -1.0 if higher_is_better else 1.0
-    return sorted(
-        range(len(scores)), key=lambda j: (scores[j] != scores[j], sign * scores[j] if scores[j] == scores[j] else 0)
-    )
-
-
 @OPERATORS.register("beam_search", BeamSearchParams)
 async def beam_search(ctx: Context, state: State, p: BeamSearchParams) -> State:
     """Beam search over steps with a PRM; ``n`` finished solutions, the chosen one first."""
     engine = ctx.engine(p.engine)
     step = {"delimiter": p.delimiter, "answer_marker": p.answer_marker, "max_step_tokens": p.max_step_tokens}
-    tree = _Tree()
+    tree = Tree()
+    higher = ctx.process_verifier(p.prm).higher_is_better
     start = root(engine, state.problem.messages())
     finished: list[tuple[Partial, int]] = []
     live: list[tuple[Partial, int]] = []
@@ -103,15 +72,13 @@ async def beam_search(ctx: Context, state: State, p: BeamSearchParams) -> State:
             wanted = p.n - len(finished)  # beams still to search: finished ones leave the pool
             if not live or wanted <= 0:
                 break
-            scores = await _scores(ctx, p, state, [x for x, _ in live])
-            for (_, i), s in zip(live, scores, strict=True):
-                tree.nodes[i]["score"] = s
+            scores = await prm_scores(ctx, state, p.prm, [x for x, _ in live], aggregation=p.aggregation)
+            tree.scored([i for _, i in live], scores)
             keep = max(1, -(-wanted // p.width))  # ceil(wanted / M) beams, expanded to `wanted` in all
-            ranked = _best_first(scores, ctx.process_verifier(p.prm).higher_is_better)[:keep]
+            ranked = best_first(scores, higher_is_better=higher)[:keep]
             counts = [wanted // keep + (1 if r < wanted % keep else 0) for r in range(len(ranked))]
             parents = [live[j] for j in ranked]
-            for _, i in parents:
-                tree.nodes[i]["kept"] = True
+            tree.kept([i for _, i in parents])
             seed = None if ctx.seed is None else ctx.seed + 1000 * rounds
             children = await extend(
                 engine, [x for x, _ in parents], counts, temperature=p.temperature, seed=seed, **step
@@ -119,42 +86,21 @@ async def beam_search(ctx: Context, state: State, p: BeamSearchParams) -> State:
             live = [(c, tree.add(c, i)) for (_, i), kids in zip(parents, children, strict=True) for c in kids]
         finished += [(x, i) for x, i in live if x.finished]
         live = [(x, i) for x, i in live if not x.finished]
-        rolled = await _roll_out(engine, p, [x for x, _ in live][: max(0, p.n - len(finished))], ctx.seed)
+        live = live[: max(0, p.n - len(finished))]
+        rolled = await roll_out(
+            engine, [x for x, _ in live], max_tokens=p.max_tokens, temperature=p.temperature,
+            answer_marker=p.answer_marker, seed=ctx.seed,
+        )  # fmt: skip
         finished += [(x, tree.add(x, i)) for x, (_, i) in zip(rolled, live, strict=False) if x.finished]
     finished = finished[: p.n]
     cands = [x.candidate(p.engine, rounds=rounds) for x, _ in finished]
     if cands and not budget.exhausted:
         with within_budget():
-            scores = await _scores(ctx, p, state, [x for x, _ in finished])
-            for (_, i), s in zip(finished, scores, strict=True):
-                tree.nodes[i]["score"] = s
+            scores = await prm_scores(ctx, state, p.prm, [x for x, _ in finished], aggregation=p.aggregation)
+            tree.scored([i for _, i in finished], scores)
             cands = [c.with_score(p.prm, s) for c, s in zip(cands, scores, strict=True)]
-    cands = _choose(cands, p, ctx.process_verifier(p.prm).higher_is_better)
+    cands = choose(cands, p.prm, p.choose, higher_is_better=higher)
     event = {"rounds": rounds, "finished": len(cands), "tree": tree.nodes}
     if budget.exhausted:
         event["stopped_by_budget"] = True
     return state.with_candidates(cands, node=ctx.node, op="beam_search", **event)
-
-
-async def _roll_out(engine: Any, p: BeamSearchParams, partials: list[Partial], seed: int | None) -> list[Partial]:
-    """Each partial continued to its end (no stop at the delimiter), in one call each."""
-    from archon.core import GenRequest
-
-    async def one(i: int, x: Partial) -> Partial:
-        request = GenRequest(list(x.ids), max_tokens=p.max_tokens, temperature=p.temperature,
-                             seed=None if seed is None else seed + 7919 * (i + 1))  # fmt: skip
-        try:
-            c = (await engine.generate(request)).completions[0]
-        except BudgetExhausted:
-            return x
-        finished = c.finish_reason != "length" or p.answer_marker in c.text
-        return Partial(x.ids + tuple(c.token_ids), (*x.steps, c.text), finished, c.finish_reason)
-
-    return list(await asyncio.gather(*(one(i, x) for i, x in enumerate(partials))))
-
-
-def _choose(cands: list[Candidate], p: BeamSearchParams, higher_is_better: bool) -> list[Candidate]:
-    """Best first: by score, or the PRM-weighted vote's winner first."""
-    if p.choose == "vote" and cands and all(p.prm in c.scores for c in cands):
-        return majority(cands, weight=p.prm)
-    return rank(cands, p.prm, higher_is_better=higher_is_better)

@@ -26,6 +26,7 @@ BUILTIN = (
     "verifiers.ops",  # judgement operators: score, select, vote, weighted_vote
     "search.beam",  # step-level search: beam search
     "search.dvts",  # diverse verifier tree search
+    "search.particles",  # particle filtering
 )
 """The project's own modules that register operators and kinds."""
 

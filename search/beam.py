@@ -36,7 +36,7 @@ class BeamSearchParams(OperatorParams):
     n: int = Field(8, ge=1, le=MAX_N, description="beams, and the finished solutions returned")
     width: int = Field(4, ge=1, description="M: keep n/M beams each round, expand each M times")
     max_steps: int = Field(12, ge=1, description="rounds before the unfinished beams are rolled out")
-    aggregation: Aggregation = "last"
+    aggregation: Aggregation = Field("min", description="step scores to one: last, min, prod or mean")
     choose: Literal["score", "vote"] = Field("score", description="the best score, or the PRM-weighted vote")
     temperature: float = Field(0.8, ge=0)
     max_step_tokens: int = Field(64, ge=1)

@@ -35,7 +35,7 @@ class DVTSParams(OperatorParams):
     n: int = Field(16, ge=1, le=MAX_N, description="steps sampled per round over all subtrees")
     width: int = Field(4, ge=1, description="M: children per subtree and round; n / M subtrees")
     max_steps: int = Field(12, ge=1, description="rounds before the unfinished subtrees are rolled out")
-    aggregation: Aggregation = "last"
+    aggregation: Aggregation = Field("min", description="step scores to one: last, min, prod or mean")
     choose: Literal["score", "vote"] = Field("score", description="the best score, or the PRM-weighted vote")
     temperature: float = Field(0.8, ge=0)
     max_step_tokens: int = Field(64, ge=1)

@@ -39,6 +39,15 @@ class Partial:
     steps: tuple[str, ...] = ()
     finished: bool = False
     finish_reason: str = ""
+    logprob: float = 0.0
+    """Summed log-probability of the generated tokens (when ``extend`` asked for log-probabilities)."""
+    generated: int = 0
+    """Tokens generated after the prompt."""
+
+    @property
+    def mean_logprob(self) -> float:
+        """The policy's mean log-probability per generated token (its self-certainty; 0 before any token)."""
+        return self.logprob / self.generated if self.generated else 0.0
 
     @property
     def text(self) -> str:
@@ -70,6 +79,8 @@ def _continued(partial: Partial, completion: Completion, delimiter: str, marker:
         steps=(*partial.steps, step),
         finished=finished,
         finish_reason=completion.finish_reason,
+        logprob=partial.logprob + sum(completion.logprobs or ()),
+        generated=partial.generated + len(completion.token_ids),
     )
 
 
@@ -83,6 +94,7 @@ async def extend(
     max_step_tokens: int = 64,
     temperature: float = 1.0,
     seed: int | None = None,
+    logprobs: bool = False,
 ) -> list[list[Partial]]:
     """``k`` one-step continuations of each partial (``[]`` for a finished one, or one the budget refused).
 
@@ -98,6 +110,7 @@ async def extend(
         max_step_tokens: Most tokens of one step.
         temperature: Sampling temperature of the steps.
         seed: Seed of the first partial's stream.
+        logprobs: Ask for the tokens' log-probabilities (summed into :attr:`Partial.logprob`).
     """
     counts = [k] * len(partials) if isinstance(k, int) else list(k)
     if len(counts) != len(partials):
@@ -114,6 +127,7 @@ async def extend(
             stop=(delimiter,),
             include_stop=True,
             seed=None if seed is None else seed + i,
+            logprobs=logprobs,
         )
         try:
             result = await engine.generate(request)

@@ -1,0 +1,196 @@
+r"""Particle filtering over steps, for one problem.
+
+After Puri et al., "A Probabilistic Inference Approach to Inference-Time Scaling of LLMs using Particle-
+Based Monte Carlo Methods". ``P`` particles (partial solutions) are extended one step per round. Each
+particle's log-weight is the logit of the PRM's aggregated reward of its partial solution, ``logit(r)``
+(or, with no PRM, the policy's own mean log-probability per token: its self-certainty). Then ``P``
+particles are drawn from ``softmax(weights / temperature)`` — multinomial, or systematic (one uniform ``u
+~ U(0, 1/P)``, the points ``u + j/P`` of the cumulative weights: lower variance) — every round, or only
+when the effective sample size ``1 / Σ w²`` falls below ``ess_threshold · P``. Sampling from the reward's
+typical set, rather than keeping its top, is what makes the method robust to a PRM's errors.
+
+A finished particle (it wrote the final answer) either stays in the pool with its last weight
+(``finished: keep``: it can be drawn again, and crowd out worse unfinished ones) or leaves it
+(``finished: remove``: the pool shrinks). The search ends when every particle has finished, or after
+``max_steps`` rounds, when the unfinished ones are rolled out. The result is exactly ``P`` finished
+particles (copies included: a particle drawn twice is two particles), best first by weight, or with the
+PRM-weighted vote's winner first — fewer only when the budget ran out, never an unfinished one. Each
+round's log-weights, effective sample size and draws go to the trace.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from archon.core import Aggregation, Context, EngineRef, OperatorParams, State, VerifierRef
+from archon.core.anytime import within_budget
+from archon.core.generation import MAX_N
+from archon.core.registry import OPERATORS
+from search.steps import ANSWER_MARKER, DELIMITER, Partial, extend, root
+from search.tree import choose, prm_scores, roll_out
+
+_EDGE = 1e-6
+"""Rewards are clipped into ``[_EDGE, 1 - _EDGE]`` before their logit."""
+
+
+class ParticleFilterParams(OperatorParams):
+    """Particle filtering: ``particles`` partial solutions, resampled by their PRM weights each round."""
+
+    cost_growth: ClassVar = {"particles": 1.0}
+
+    engine: EngineRef
+    prm: VerifierRef | None = Field(None, description="a process verifier; none: the policy's self-certainty")
+    particles: int = Field(8, ge=1, le=MAX_N)
+    max_steps: int = Field(12, ge=1, description="rounds before the unfinished particles are rolled out")
+    aggregation: Aggregation = Field("min", description="step scores to one: last, min, prod or mean")
+    resample_temperature: float = Field(1.0, gt=0, description="T of softmax(weights / T)")
+    resampling: Literal["multinomial", "systematic"] = "systematic"
+    resample_when: Literal["always", "ess"] = Field("always", description="every round, or when ESS is low")
+    ess_threshold: float = Field(0.5, gt=0, le=1, description="resample when ESS < threshold x particles")
+    finished: Literal["keep", "remove"] = Field("keep", description="finished particles stay in the pool or leave")
+    choose: Literal["weight", "vote"] = Field("weight", description="the largest weight, or the weighted vote")
+    temperature: float = Field(0.8, ge=0, description="sampling temperature of the steps")
+    max_step_tokens: int = Field(64, ge=1)
+    max_tokens: int = Field(256, ge=1, description="most tokens of a rollout to the end")
+    delimiter: str = Field(DELIMITER, min_length=1)
+    answer_marker: str = Field(ANSWER_MARKER, min_length=1)
+
+
+def logit(r: float) -> float:
+    """``log(r / (1 - r))`` of a reward clipped into (0, 1); ``nan`` stays ``nan``.
+
+    Example:
+        >>> round(logit(0.5), 6), round(logit(0.9), 4), logit(1.0) > 13
+        (0.0, 2.1972, True)
+    """
+    if math.isnan(r):
+        return r
+    r = min(max(r, _EDGE), 1 - _EDGE)
+    return math.log(r / (1 - r))
+
+
+def softmax(logw: Sequence[float], temperature: float = 1.0) -> list[float]:
+    """Normalized weights ``softmax(logw / temperature)`` (a ``nan`` log-weight gets weight 0).
+
+    Example:
+        >>> [round(w, 3) for w in softmax([0.0, math.log(3)])]
+        [0.25, 0.75]
+    """
+    xs = [x / temperature for x in logw if not math.isnan(x)]
+    if not xs:
+        return [1.0 / len(logw)] * len(logw)
+    top = max(xs)
+    e = [0.0 if math.isnan(x) else math.exp(x / temperature - top) for x in logw]
+    total = sum(e)
+    return [v / total for v in e]
+
+
+def ess(weights: Sequence[float]) -> float:
+    """Effective sample size ``1 / Σ w²`` of normalized weights.
+
+    Example:
+        >>> ess([0.25] * 4), ess([1.0, 0.0, 0.0, 0.0])
+        (4.0, 1.0)
+    """
+    return 1.0 / sum(w * w for w in weights)
+
+
+def resample(weights: Sequence[float], count: int, rng: random.Random, how: str = "systematic") -> list[int]:
+    """``count`` indexes drawn by ``weights`` (normalized): multinomial, or systematic.
+
+    Example:
+        >>> resample([0.0, 1.0, 0.0], 3, random.Random(0))
+        [1, 1, 1]
+        >>> sorted(resample([0.5, 0.5], 4, random.Random(0)))
+        [0, 0, 1, 1]
+    """
+    if how == "multinomial":
+        return rng.choices(range(len(weights)), weights=weights, k=count)
+    u = rng.random() / count
+    out, cumulative, i = [], weights[0], 0
+    for j in range(count):
+        point = u + j / count
+        while point > cumulative and i < len(weights) - 1:
+            i += 1
+            cumulative += weights[i]
+        out.append(i)
+    return out
+
+
+async def _log_weights(ctx: Context, state: State, p: ParticleFilterParams, pool: list[Partial]) -> list[float]:
+    if p.prm is None:
+        return [x.mean_logprob for x in pool]
+    rewards = await prm_scores(ctx, state, p.prm, pool, aggregation=p.aggregation, model=p.engine)
+    higher = ctx.process_verifier(p.prm).higher_is_better
+    return [logit(r) if higher else logit(1 - r) for r in rewards]
+
+
+@OPERATORS.register("particle_filter", ParticleFilterParams)
+async def particle_filter(ctx: Context, state: State, p: ParticleFilterParams) -> State:
+    """Particle filtering over steps with a PRM (or self-certainty); ``particles`` finished solutions."""
+    engine = ctx.engine(p.engine)
+    step = {"delimiter": p.delimiter, "answer_marker": p.answer_marker, "max_step_tokens": p.max_step_tokens}
+    rng = random.Random(ctx.seed)
+    pool = [root(engine, state.problem.messages())] * p.particles
+    logw = [0.0] * p.particles
+    removed: list[tuple[Partial, float]] = []
+    history: list[dict[str, object]] = []
+    rounds = 0
+    with within_budget() as budget:
+        while rounds < p.max_steps and any(not x.finished for x in pool):
+            seed = None if ctx.seed is None else ctx.seed + 1000 * rounds
+            grown = await extend(engine, pool, 1, temperature=p.temperature, seed=seed, logprobs=p.prm is None, **step)
+            rounds += 1
+            moved = [i for i, g in enumerate(grown) if g]
+            if not moved:
+                break  # the budget refused every step
+            pool = [g[0] if g else x for x, g in zip(pool, grown, strict=True)]
+            fresh = await _log_weights(ctx, state, p, [pool[i] for i in moved])
+            for i, w in zip(moved, fresh, strict=True):
+                logw[i] = w
+            if p.finished == "remove":
+                removed += [(x, w) for x, w in zip(pool, logw, strict=True) if x.finished]
+                kept = [i for i, x in enumerate(pool) if not x.finished]
+                pool, logw = [pool[i] for i in kept], [logw[i] for i in kept]
+                if not pool:
+                    break
+            weights = softmax(logw, p.resample_temperature)
+            size = ess(weights)
+            drawn = p.resample_when == "always" or size < p.ess_threshold * len(pool)
+            picks = resample(weights, len(pool), rng, p.resampling) if drawn else list(range(len(pool)))
+            history.append({"round": rounds, "ess": size, "log_weights": list(logw), "drawn": picks if drawn else None})
+            pool, logw = [pool[i] for i in picks], [logw[i] for i in picks]
+        done = removed + [(x, w) for x, w in zip(pool, logw, strict=True)]
+        unfinished = [j for j, (x, _) in enumerate(done) if not x.finished]
+        rolled = await roll_out(
+            engine, [done[j][0] for j in unfinished], max_tokens=p.max_tokens, temperature=p.temperature,
+            answer_marker=p.answer_marker, seed=ctx.seed,
+        )  # fmt: skip
+        for j, x in zip(unfinished, rolled, strict=True):
+            done[j] = (x, done[j][1])
+    done = [(x, w) for x, w in done if x.finished][: p.particles]
+    shares = softmax([w for _, w in done], p.resample_temperature) if done else []
+    cands = [
+        x.candidate(p.engine, rounds=rounds).with_score("weight", w).with_score("share", share)
+        for (x, w), share in zip(done, shares, strict=True)
+    ]
+    if p.prm is not None and cands and not budget.exhausted:
+        with within_budget():
+            final = await prm_scores(ctx, state, p.prm, [x for x, _ in done], aggregation=p.aggregation)
+            cands = [c.with_score(p.prm, r) for c, r in zip(cands, final, strict=True)]
+    # the largest log-weight first, or the vote of the particles' answers weighted by their shares
+    cands = choose(cands, "share", "vote" if p.choose == "vote" else "score", higher_is_better=True)
+    event: dict[str, object] = {
+        "rounds": rounds,
+        "finished": len(cands),
+        "weights_by": p.prm or "self_certainty",
+        "rounds_log": history,
+    }
+    if budget.exhausted:
+        event["stopped_by_budget"] = True
+    return state.with_candidates(cands, node=ctx.node, op="particle_filter", **event)

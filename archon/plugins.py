@@ -26,7 +26,7 @@ BUILTIN = (
     "verifiers.ops",  # judgement operators: score, select, vote, weighted_vote
     "search.beam",  # step-level search: beam search
     "search.dvts",  # diverse verifier tree search
-    "search.particles",  # particle filtering
+    "search.particles",  # particle filtering and particle Gibbs
 )
 """The project's own modules that register operators and kinds."""
 

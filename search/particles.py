@@ -23,11 +23,12 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from archon.core import Aggregation, Context, EngineRef, OperatorParams, State, VerifierRef
+from archon.core import Aggregation, Context, Engine, EngineRef, OperatorParams, State, VerifierRef
 from archon.core.anytime import within_budget
 from archon.core.generation import MAX_N
 from archon.core.registry import OPERATORS
@@ -130,67 +131,148 @@ async def _log_weights(ctx: Context, state: State, p: ParticleFilterParams, pool
     return [logit(r) if higher else logit(1 - r) for r in rewards]
 
 
+@dataclass
+class _Run:
+    """One particle-filtering pass: the final particles with their log-weights and paths, and its log."""
+
+    done: list[tuple[Partial, float, tuple[Partial, ...]]]
+    rounds: int
+    history: list[dict[str, object]]
+
+
+async def _filter(
+    ctx: Context,
+    state: State,
+    p: ParticleFilterParams,
+    engine: Engine,
+    *,
+    rng: random.Random,
+    seed: int,
+    reference: tuple[Partial, ...] = (),
+) -> _Run:
+    """Particle filtering; with a ``reference`` path (its partial after each step), conditioned on it.
+
+    Conditioned (conditional SMC, the inner step of particle Gibbs): slot 0 holds the reference's partial
+    of the same depth, is scored with the others, and survives every resampling; the other ``P - 1``
+    slots are drawn from all ``P`` weights.
+    """
+    step = {"delimiter": p.delimiter, "answer_marker": p.answer_marker, "max_step_tokens": p.max_step_tokens}
+    start = root(engine, state.problem.messages())
+    pool, paths = [start] * p.particles, [()] * p.particles
+    logw = [0.0] * p.particles
+    removed: list[tuple[Partial, float, tuple[Partial, ...]]] = []
+    history: list[dict[str, object]] = []
+    rounds, fixed = 0, 1 if reference else 0
+    while rounds < p.max_steps and any(not x.finished for x in pool[fixed:]):
+        grown = await extend(
+            engine, pool[fixed:], 1, temperature=p.temperature, seed=seed + 1000 * rounds,
+            logprobs=p.prm is None, **step,
+        )  # fmt: skip
+        if fixed:  # the reference slot moves along the reference path
+            grown = [[reference[min(rounds, len(reference) - 1)]], *grown]
+        rounds += 1
+        moved = [i for i, g in enumerate(grown) if g and g[0] is not pool[i]]
+        if not any(i >= fixed for i in moved):
+            break  # the budget refused every step (or only the reference moved)
+        paths = [(*t, g[0]) if g and g[0] is not x else t for x, g, t in zip(pool, grown, paths, strict=True)]
+        pool = [g[0] if g else x for x, g in zip(pool, grown, strict=True)]
+        fresh = await _log_weights(ctx, state, p, [pool[i] for i in moved])
+        for i, w in zip(moved, fresh, strict=True):
+            logw[i] = w
+        if p.finished == "remove" and not fixed:
+            removed += [(x, w, t) for x, w, t in zip(pool, logw, paths, strict=True) if x.finished]
+            kept = [i for i, x in enumerate(pool) if not x.finished]
+            pool, logw, paths = [pool[i] for i in kept], [logw[i] for i in kept], [paths[i] for i in kept]
+            if not pool:
+                break
+        weights = softmax(logw, p.resample_temperature)
+        size = ess(weights)
+        drawn = p.resample_when == "always" or size < p.ess_threshold * len(pool)
+        free = len(pool) - fixed
+        picks = list(range(fixed)) + (
+            resample(weights, free, rng, p.resampling) if drawn else list(range(fixed, len(pool)))
+        )
+        history.append({"round": rounds, "ess": size, "log_weights": list(logw), "drawn": picks if drawn else None})
+        pool, logw, paths = [pool[i] for i in picks], [logw[i] for i in picks], [paths[i] for i in picks]
+    done = removed + list(zip(pool, logw, paths, strict=True))
+    unfinished = [j for j, (x, _, _) in enumerate(done) if not x.finished]
+    rolled = await roll_out(
+        engine, [done[j][0] for j in unfinished], max_tokens=p.max_tokens, temperature=p.temperature,
+        answer_marker=p.answer_marker, seed=seed,
+    )  # fmt: skip
+    for j, x in zip(unfinished, rolled, strict=True):
+        done[j] = (x, done[j][1], (*done[j][2], x))
+    return _Run([d for d in done if d[0].finished][: p.particles], rounds, history)
+
+
+async def _result(
+    ctx: Context, state: State, p: ParticleFilterParams, run: _Run, *, exhausted: bool, op: str, **event: object
+) -> State:
+    """The particles as candidates, best first, with the pass's log in the trace."""
+    shares = softmax([w for _, w, _ in run.done], p.resample_temperature) if run.done else []
+    cands = [
+        x.candidate(p.engine, rounds=run.rounds).with_score("weight", w).with_score("share", share)
+        for (x, w, _), share in zip(run.done, shares, strict=True)
+    ]
+    if p.prm is not None and cands and not exhausted:
+        with within_budget():
+            final = await prm_scores(ctx, state, p.prm, [x for x, _, _ in run.done], aggregation=p.aggregation)
+            cands = [c.with_score(p.prm, r) for c, r in zip(cands, final, strict=True)]
+    # the largest log-weight first, or the vote of the particles' answers weighted by their shares
+    cands = choose(cands, "share", "vote" if p.choose == "vote" else "score", higher_is_better=True)
+    info: dict[str, object] = {"rounds": run.rounds, "finished": len(cands), "weights_by": p.prm or "self_certainty"}
+    info |= {"rounds_log": run.history, **event}
+    if exhausted:
+        info["stopped_by_budget"] = True
+    return state.with_candidates(cands, node=ctx.node, op=op, **info)
+
+
 @OPERATORS.register("particle_filter", ParticleFilterParams)
 async def particle_filter(ctx: Context, state: State, p: ParticleFilterParams) -> State:
     """Particle filtering over steps with a PRM (or self-certainty); ``particles`` finished solutions."""
     engine = ctx.engine(p.engine)
-    step = {"delimiter": p.delimiter, "answer_marker": p.answer_marker, "max_step_tokens": p.max_step_tokens}
-    rng = random.Random(ctx.seed)
-    pool = [root(engine, state.problem.messages())] * p.particles
-    logw = [0.0] * p.particles
-    removed: list[tuple[Partial, float]] = []
-    history: list[dict[str, object]] = []
-    rounds = 0
+    run = _Run([], 0, [])
     with within_budget() as budget:
-        while rounds < p.max_steps and any(not x.finished for x in pool):
-            seed = None if ctx.seed is None else ctx.seed + 1000 * rounds
-            grown = await extend(engine, pool, 1, temperature=p.temperature, seed=seed, logprobs=p.prm is None, **step)
-            rounds += 1
-            moved = [i for i, g in enumerate(grown) if g]
-            if not moved:
-                break  # the budget refused every step
-            pool = [g[0] if g else x for x, g in zip(pool, grown, strict=True)]
-            fresh = await _log_weights(ctx, state, p, [pool[i] for i in moved])
-            for i, w in zip(moved, fresh, strict=True):
-                logw[i] = w
-            if p.finished == "remove":
-                removed += [(x, w) for x, w in zip(pool, logw, strict=True) if x.finished]
-                kept = [i for i, x in enumerate(pool) if not x.finished]
-                pool, logw = [pool[i] for i in kept], [logw[i] for i in kept]
-                if not pool:
-                    break
-            weights = softmax(logw, p.resample_temperature)
-            size = ess(weights)
-            drawn = p.resample_when == "always" or size < p.ess_threshold * len(pool)
-            picks = resample(weights, len(pool), rng, p.resampling) if drawn else list(range(len(pool)))
-            history.append({"round": rounds, "ess": size, "log_weights": list(logw), "drawn": picks if drawn else None})
-            pool, logw = [pool[i] for i in picks], [logw[i] for i in picks]
-        done = removed + [(x, w) for x, w in zip(pool, logw, strict=True)]
-        unfinished = [j for j, (x, _) in enumerate(done) if not x.finished]
-        rolled = await roll_out(
-            engine, [done[j][0] for j in unfinished], max_tokens=p.max_tokens, temperature=p.temperature,
-            answer_marker=p.answer_marker, seed=ctx.seed,
-        )  # fmt: skip
-        for j, x in zip(unfinished, rolled, strict=True):
-            done[j] = (x, done[j][1])
-    done = [(x, w) for x, w in done if x.finished][: p.particles]
-    shares = softmax([w for _, w in done], p.resample_temperature) if done else []
-    cands = [
-        x.candidate(p.engine, rounds=rounds).with_score("weight", w).with_score("share", share)
-        for (x, w), share in zip(done, shares, strict=True)
-    ]
-    if p.prm is not None and cands and not budget.exhausted:
-        with within_budget():
-            final = await prm_scores(ctx, state, p.prm, [x for x, _ in done], aggregation=p.aggregation)
-            cands = [c.with_score(p.prm, r) for c, r in zip(cands, final, strict=True)]
-    # the largest log-weight first, or the vote of the particles' answers weighted by their shares
-    cands = choose(cands, "share", "vote" if p.choose == "vote" else "score", higher_is_better=True)
-    event: dict[str, object] = {
-        "rounds": rounds,
-        "finished": len(cands),
-        "weights_by": p.prm or "self_certainty",
-        "rounds_log": history,
-    }
-    if budget.exhausted:
-        event["stopped_by_budget"] = True
-    return state.with_candidates(cands, node=ctx.node, op="particle_filter", **event)
+        run = await _filter(ctx, state, p, engine, rng=random.Random(ctx.seed), seed=ctx.seed or 0)
+    return await _result(ctx, state, p, run, exhausted=budget.exhausted, op="particle_filter")
+
+
+class ParticleGibbsParams(ParticleFilterParams):
+    """Particle Gibbs: ``iterations`` passes of particle filtering, each conditioned on a reference particle."""
+
+    cost_growth: ClassVar = {"particles": 1.0, "iterations": 1.0}
+
+    iterations: int = Field(3, ge=1, description="particle-filtering passes")
+    finished: Literal["keep"] = Field("keep", description="finished particles stay in the pool (as the method needs)")
+
+    @model_validator(mode="after")
+    def _room_for_the_reference(self) -> ParticleGibbsParams:
+        if self.particles < 2:
+            raise ValueError("particle Gibbs needs particles >= 2 (one slot holds the reference)")
+        return self
+
+
+@OPERATORS.register("particle_gibbs", ParticleGibbsParams)
+async def particle_gibbs(ctx: Context, state: State, p: ParticleGibbsParams) -> State:
+    """Particle Gibbs (its_hub): each pass of particle filtering keeps the reference particle drawn from the last.
+
+    The first pass is plain particle filtering. After each pass one final particle is drawn by its
+    weight; the next pass is conditioned on its path (:func:`_filter`). The last pass's particles are the
+    result. A pass the budget stops ends the search with the particles of the last complete pass.
+    """
+    engine = ctx.engine(p.engine)
+    rng = random.Random(ctx.seed)
+    reference: tuple[Partial, ...] = ()
+    last = run = _Run([], 0, [])
+    passes: list[dict[str, object]] = []
+    with within_budget() as budget:
+        for k in range(p.iterations):
+            run = await _filter(ctx, state, p, engine, rng=rng, seed=(ctx.seed or 0) + 100_000 * k, reference=reference)
+            if not run.done:
+                break
+            last = run
+            shares = softmax([w for _, w, _ in run.done], p.resample_temperature)
+            chosen = run.done[resample(shares, 1, rng, "multinomial")[0]]
+            reference = chosen[2]
+            passes.append({"pass": k + 1, "reference_answer": chosen[0].candidate().answer, "rounds": run.rounds})
+    return await _result(ctx, state, p, last, exhausted=budget.exhausted, op="particle_gibbs", passes=passes)

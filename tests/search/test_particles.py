@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from archon import data
-from archon.spec import load_spec, parse_spec
+from archon.runtime import Runner
+from archon.spec import SpecError, load_spec, parse_spec
 from search.particles import ess, logit, resample, softmax
 from tests.search.test_beam import run
 
@@ -86,3 +87,25 @@ def test_a_budget_is_never_exceeded_and_only_finished_particles_come_back() -> N
     for r in records:
         assert r["cost"]["flops"] <= limit and len(r["candidates"]) <= 8
         assert all(c["answer"] is not None for c in r["candidates"])
+
+
+GIBBS = EXAMPLE.parent / "particle_gibbs.yaml"
+
+
+def test_particle_gibbs_keeps_each_passes_reference_among_the_next_passes_particles() -> None:
+    summary, records, _, _ = run(load_spec(GIBBS), data.load("arith", "dev")[:3])
+    assert summary["errors"] == 0
+    for r in records:
+        event = next(e for e in r["trace"] if e["op"] == "particle_gibbs")
+        passes = event["passes"]
+        assert len(passes) == 3 and len(r["candidates"]) == 8
+        assert all(c["answer"] is not None for c in r["candidates"])
+        # the last pass was conditioned on the reference drawn after the second: it survives every resampling
+        assert passes[1]["reference_answer"] in [c["answer"] for c in r["candidates"]]
+
+
+def test_particle_gibbs_needs_room_for_the_reference(tmp_path: Path) -> None:
+    bad = tmp_path / "one.yaml"
+    bad.write_text(GIBBS.read_text().replace("particles: 8", "particles: 1"))
+    with pytest.raises(SpecError, match="particles >= 2"):
+        Runner(load_spec(bad))

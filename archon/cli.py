@@ -616,12 +616,12 @@ class _TrialTable:
         acc = f"{a['accuracy']:.3f}" if "accuracy" in a else "-"
         gf = f"{a['flops'] / 1e9:.3f}" if "flops" in a else "-"
         lat = f"{a['latency']:.2e}" if a.get("latency") else "-"
-        feas = {True: "yes", False: "[red]no[/]"}.get(a.get("feasible"), "-")
+        feas = {True: f"{'yes':>8}", False: f"[red]{'no':>8}[/]"}.get(a.get("feasible"), f"{'-':>8}")
         params = _params(t.params)
         if "repair_of" in a:
             params += f" (repair of {a['repair_of']})"
         self.console.print(
-            f"{t.number:>5} {t.state.name.lower():<8} {acc:>8} {gf:>9} {lat:>9} {feas:>8}  {params}", highlight=False
+            f"{t.number:>5} {t.state.name.lower():<8} {acc:>8} {gf:>9} {lat:>9} {feas}  {params}", highlight=False
         )
         if self._progress is not None:
             best = "-" if self.best is None else f"{self.best:.3f}"

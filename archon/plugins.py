@@ -27,6 +27,7 @@ BUILTIN = (
     "search.beam",  # step-level search: beam search
     "search.dvts",  # diverse verifier tree search
     "search.particles",  # particle filtering and particle Gibbs
+    "search.mcts",  # Monte Carlo tree search
 )
 """The project's own modules that register operators and kinds."""
 

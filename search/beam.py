@@ -14,35 +14,26 @@ finished.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from archon.core import Aggregation, Context, EngineRef, OperatorParams, State, VerifierRef
+from archon.core import Context, State
 from archon.core.anytime import within_budget
 from archon.core.generation import MAX_N
 from archon.core.registry import OPERATORS
-from search.steps import ANSWER_MARKER, DELIMITER, Partial, extend, root
-from search.tree import Tree, best_first, choose, prm_scores, roll_out
+from search.steps import Partial, extend, root
+from search.tree import Tree, TreeSearchParams, best_first, choose, prm_scores, roll_out
 
 
-class BeamSearchParams(OperatorParams):
+class BeamSearchParams(TreeSearchParams):
     """Beam search: ``n`` beams of width ``width`` guided by the process verifier ``prm``."""
 
     cost_growth: ClassVar = {"n": 1.0}
 
-    engine: EngineRef
-    prm: VerifierRef = Field(description="a process verifier (reward model or step checker)")
     n: int = Field(8, ge=1, le=MAX_N, description="beams, and the finished solutions returned")
     width: int = Field(4, ge=1, description="M: keep n/M beams each round, expand each M times")
     max_steps: int = Field(12, ge=1, description="rounds before the unfinished beams are rolled out")
-    aggregation: Aggregation = Field("min", description="step scores to one: last, min, prod or mean")
-    choose: Literal["score", "vote"] = Field("score", description="the best score, or the PRM-weighted vote")
-    temperature: float = Field(0.8, ge=0)
-    max_step_tokens: int = Field(64, ge=1)
-    max_tokens: int = Field(256, ge=1, description="most tokens of a rollout to the end")
-    delimiter: str = Field(DELIMITER, min_length=1)
-    answer_marker: str = Field(ANSWER_MARKER, min_length=1)
 
     @model_validator(mode="after")
     def _width_divides_n(self) -> BeamSearchParams:
@@ -55,7 +46,7 @@ class BeamSearchParams(OperatorParams):
 async def beam_search(ctx: Context, state: State, p: BeamSearchParams) -> State:
     """Beam search over steps with a PRM; ``n`` finished solutions, the chosen one first."""
     engine = ctx.engine(p.engine)
-    step = {"delimiter": p.delimiter, "answer_marker": p.answer_marker, "max_step_tokens": p.max_step_tokens}
+    step = p.step_options()
     tree = Tree()
     higher = ctx.process_verifier(p.prm).higher_is_better
     start = root(engine, state.problem.messages())

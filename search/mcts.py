@@ -20,32 +20,23 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from archon.core import Aggregation, Context, EngineRef, OperatorParams, State, VerifierRef
+from archon.core import Context, State
 from archon.core.anytime import within_budget
 from archon.core.registry import OPERATORS
-from search.steps import ANSWER_MARKER, DELIMITER, Partial, extend, root
-from search.tree import Tree, choose, prm_scores, roll_out
+from search.steps import Partial, extend, root
+from search.tree import Tree, TreeSearchParams, choose, prm_scores, roll_out
 
 
-class MCTSParams(OperatorParams):
+class MCTSParams(TreeSearchParams):
     """MCTS: ``iterations`` expansions of ``children`` steps each, chosen by UCT, valued by the PRM."""
 
     cost_growth: ClassVar = {"iterations": 1.0, "children": 1.0}
 
-    engine: EngineRef
-    prm: VerifierRef = Field(description="a process verifier (reward model or step checker)")
     iterations: int = Field(8, ge=1, le=4096, description="nodes expanded (the search's budget)")
     children: int = Field(3, ge=1, le=64, description="steps sampled when a node is expanded")
     exploration: float = Field(1.0, ge=0, description="c of UCT: higher explores more")
     value: Literal["prm", "rollout"] = Field("prm", description="a child's value: its PRM score, or a rollout's")
     returns: int = Field(4, ge=1, le=256, description="finished solutions returned")
-    aggregation: Aggregation = Field("min", description="step scores to one: last, min, prod or mean")
-    choose: Literal["score", "vote"] = Field("score", description="the best score, or the PRM-weighted vote")
-    temperature: float = Field(0.8, ge=0)
-    max_step_tokens: int = Field(64, ge=1)
-    max_tokens: int = Field(256, ge=1, description="most tokens of a rollout to the end")
-    delimiter: str = Field(DELIMITER, min_length=1)
-    answer_marker: str = Field(ANSWER_MARKER, min_length=1)
 
 
 @dataclass
@@ -75,7 +66,7 @@ def _backup(node: _Node | None, value: float) -> None:
 async def mcts(ctx: Context, state: State, p: MCTSParams) -> State:
     """MCTS over steps with a PRM; ``returns`` finished solutions, the chosen one first."""
     engine = ctx.engine(p.engine)
-    step = {"delimiter": p.delimiter, "answer_marker": p.answer_marker, "max_step_tokens": p.max_step_tokens}
+    step = p.step_options()
     higher = ctx.process_verifier(p.prm).higher_is_better
     sign = 1.0 if higher else -1.0
     tree = Tree()

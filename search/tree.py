@@ -5,12 +5,47 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from archon.core import Aggregation, Candidate, Context, Engine, GenRequest, State, aggregate
+from pydantic import Field
+
+from archon.core import (
+    Aggregation,
+    Candidate,
+    Context,
+    Engine,
+    EngineRef,
+    GenRequest,
+    OperatorParams,
+    State,
+    VerifierRef,
+    aggregate,
+)
 from budgets import BudgetExhausted
-from search.steps import Partial
+from search.steps import ANSWER_MARKER, DELIMITER, Partial
 from verifiers.ops import majority, rank
+
+
+class TreeSearchParams(OperatorParams):
+    """What every PRM-guided tree search takes: the policy, the process verifier, how steps are cut and scored."""
+
+    engine: EngineRef
+    prm: VerifierRef = Field(description="a process verifier (reward model or step checker)")
+    aggregation: Aggregation = Field("min", description="step scores to one: last, min, prod or mean")
+    choose: Literal["score", "vote"] = Field("score", description="the best score, or the PRM-weighted vote")
+    temperature: float = Field(0.8, ge=0)
+    max_step_tokens: int = Field(64, ge=1)
+    max_tokens: int = Field(256, ge=1, description="most tokens of a rollout to the end")
+    delimiter: str = Field(DELIMITER, min_length=1)
+    answer_marker: str = Field(ANSWER_MARKER, min_length=1)
+
+    def step_options(self) -> dict[str, object]:
+        """The keyword arguments of :func:`~search.steps.extend` that these params fix."""
+        return {
+            "delimiter": self.delimiter,
+            "answer_marker": self.answer_marker,
+            "max_step_tokens": self.max_step_tokens,
+        }
 
 
 @dataclass

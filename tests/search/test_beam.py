@@ -25,6 +25,16 @@ def run(spec, problems):
         asyncio.run(runner.aclose())
 
 
+def assert_finished_best_first(summary: dict, records: list, count: int, *, by: str = "prm") -> None:
+    """No error; every problem has ``count`` finished solutions, best first by ``by``."""
+    assert summary["errors"] == 0
+    for r in records:
+        cands = r["candidates"]
+        assert len(cands) == count and all(c["answer"] is not None and "####" in c["text"] for c in cands)
+        scores = [c["scores"][by] for c in cands]
+        assert scores == sorted(scores, reverse=True)
+
+
 @pytest.fixture(scope="module")
 def searched():
     return run(load_spec(EXAMPLE), data.load("arith", "dev")[:4])
@@ -32,12 +42,7 @@ def searched():
 
 def test_it_returns_exactly_n_finished_solutions_best_first(searched) -> None:
     summary, records, _, _ = searched
-    assert summary["errors"] == 0
-    for r in records:
-        cands = r["candidates"]
-        assert len(cands) == 8 and all(c["answer"] is not None and "####" in c["text"] for c in cands)
-        scores = [c["scores"]["prm"] for c in cands]
-        assert scores == sorted(scores, reverse=True)
+    assert_finished_best_first(summary, records, 8)
 
 
 def test_the_tree_is_in_the_trace(searched) -> None:

@@ -246,6 +246,13 @@ class Study:
         self.study.optimize(self._objective, timeout=self.options.timeout, callbacks=callbacks, gc_after_trial=False)
 
     def _objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        try:
+            return self._trial(trial)
+        except KeyboardInterrupt:  # wherever in the trial Ctrl-C lands, the next --resume reruns it
+            trial.set_user_attr("interrupted", True)
+            raise
+
+    def _trial(self, trial: optuna.Trial) -> float | tuple[float, float]:
         concrete = suggest(trial, self.spec)
         index = {p.id: i for i, p in enumerate(self.search_problems)}
         prune = isinstance(self.study.pruner, optuna.pruners.WilcoxonPruner)
@@ -269,11 +276,7 @@ class Study:
 
         start = time.perf_counter()
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        try:
-            ev = self.evaluator.run(concrete, self.search_problems, on_result=on_result)
-        except KeyboardInterrupt:
-            trial.set_user_attr("interrupted", True)  # rerun by the next --resume
-            raise
+        ev = self.evaluator.run(concrete, self.search_problems, on_result=on_result)
         for k, v in ev.attrs().items():
             trial.set_user_attr(k, v)
         trial.set_user_attr("feasible", ev.feasible(self.options.budget))

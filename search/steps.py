@@ -58,7 +58,8 @@ class Partial:
         """The partial as a :class:`~archon.core.Candidate` (its answer extracted when finished)."""
         text = self.text.rstrip("\n")
         answer = extract_answer(text) if self.finished else None
-        return Candidate(text, answer=answer, model=model, metadata={"steps": len(self.steps), **metadata})
+        flags = {} if self.finished else {"partial": True}  # a reward model reads it as going on (no end)
+        return Candidate(text, answer=answer, model=model, metadata={"steps": len(self.steps), **flags, **metadata})
 
 
 def root(engine: Engine, prompt: Prompt) -> Partial:

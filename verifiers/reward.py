@@ -37,11 +37,13 @@ and :meth:`RewardModel.charged` charges them to a ledger like any model call.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import math
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -51,6 +53,7 @@ from archon.core import Aggregation, Candidate, Problem, aggregate
 from archon.core.batcher import MicroBatcher
 from archon.core.models import resolve_model
 from budgets import Cost, CostModel, Ledger, Scope
+from samplers.prefix_cache import PrefixCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +102,25 @@ class RewardConfig:
         return cfg
 
 
-@dataclass
+@dataclass(eq=False)
 class _Item:
+    """One forward pass: token ids, the positions read, and what is reused from earlier passes.
+
+    ``cached`` leading positions take their KV from ``source`` (a cache entry, or an earlier item of
+    the same call, whose ``payload`` is filled once it has run); reads before ``cached + 1`` take
+    their value from it too. ``known`` holds the values of a pass already run (nothing computed).
+    ``keep`` is how many leading tokens to keep in the cache afterwards (0: none).
+    """
+
     ids: list[int]
     reads: list[int]
+    cached: int = 0
+    source: Any = None
+    known: list[float] | None = None
+    keep: int = 0
+    payload: Any = None
+    first: bool = False
+    """Run before the other items of its call (a shared prompt the others continue)."""
 
 
 @dataclass
@@ -141,6 +159,12 @@ class RewardModel:
         max_batch: Most candidates in one batch.
         chunk_tokens: Most (padded) tokens in one forward pass; a batch is split into chunks of
             similar lengths.
+        incremental: Reuse what earlier passes computed (teacher-forced readings): a partial solution's
+            new step is read after the cached KV of the question and its earlier steps, candidates
+            that share only the question continue one pass of it, and a pass already run is not run
+            again. Scores equal those from scratch; the ledger is charged for the tokens computed.
+        kv_cache_mb: Memory for cached KV (least recently used entries are dropped beyond it).
+        memo_size: Most passes whose results are remembered.
 
     Example:
         >>> import asyncio
@@ -163,6 +187,9 @@ class RewardModel:
         name: str | None = None,
         max_batch: int = 256,
         chunk_tokens: int = 4096,
+        incremental: bool = True,
+        kv_cache_mb: float = 64.0,
+        memo_size: int = 65536,
     ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
@@ -187,6 +214,17 @@ class RewardModel:
         self._prompts: dict[str, str] = {}
         self._isolated = re.compile(self.config.isolated_pattern) if self.config.isolated_pattern else None
         self.cost = CostModel.from_config(self.model.config, name=self.name)
+        self.incremental = incremental and self.config.read == "teacher_forced"
+        self.memo_size = memo_size
+        self._layers = int(self.model.config.num_hidden_layers)
+        self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        kv_heads = getattr(self.model.config, "num_key_value_heads", None) or self.model.config.num_attention_heads
+        head_dim = getattr(self.model.config, "head_dim", None) or (
+            self.model.config.hidden_size // self.model.config.num_attention_heads
+        )
+        kv_bytes = 2 * self._layers * kv_heads * head_dim * 4
+        self._kv = PrefixCache(int(kv_cache_mb * 2**20 / kv_bytes) if self.incremental else 0, block=4)
+        self._memo: OrderedDict[tuple[tuple[int, ...], tuple[int, ...]], list[float]] = OrderedDict()
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else 0)
         self._batcher: MicroBatcher[_Item] = MicroBatcher(
@@ -241,43 +279,90 @@ class RewardModel:
         encoded = dict(zip(distinct, self._encode_steps(self._prompt(problem), distinct), strict=True))
         return [(list(encoded[s][0]), list(encoded[s][1])) for s in steps]
 
-    def plan(self, problem: Problem, candidates: Sequence[Candidate]) -> _Plan:
-        """The forward passes that score ``candidates``, and how their reads make each candidate's step scores."""
+    def plan(self, problem: Problem, candidates: Sequence[Candidate], *, reuse: bool | None = None) -> _Plan:
+        """The forward passes that score ``candidates``, and how their reads make each candidate's step scores.
+
+        With ``reuse`` (default: :attr:`incremental`), a teacher-forced plan takes what earlier calls
+        computed: a pass run before is not run again, a context pass continues the cached KV of its
+        longest computed prefix (the question and the earlier steps of a partial solution), and
+        candidates that share only the question continue one pass of the question.
+        """
         if self.config.read != "teacher_forced":
             return _Plan([_Item(*e) for e in self.encode_many(problem, candidates)])
-        steps = [tuple(c.steps(self.config.step_delimiter)) for c in candidates]
+        delimiter = self.config.step_delimiter
+        steps = [(tuple(c.steps(delimiter)), bool(c.metadata.get("partial"))) for c in candidates]
         distinct = list(dict.fromkeys(steps))
         prompt = self._prompt(problem)
-        matches = [[self._isolated.match(x) if self._isolated else None for x in s] for s in distinct]
-        texts = [prompt + self.config.step_delimiter.join(s) for s in distinct]
+        matches = [[self._isolated.match(x) if self._isolated else None for x in s] for s, _ in distinct]
+        texts = [prompt + delimiter.join(s) + (delimiter if part and s else "") for s, part in distinct]
         texts += [m.group("lhs") + m.group("rhs") for ms in matches for m in ms if m]
         enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)  # one call for all
         encoded = iter(zip(enc["input_ids"], enc["offset_mapping"], strict=True))
         contexts = [next(encoded) for _ in distinct]
         items: list[_Item] = []
         layouts = {
-            s: self._encode_teacher_forced(len(prompt), s, ms, context, encoded, items)
-            for s, ms, context in zip(distinct, matches, contexts, strict=True)
+            key: self._encode_teacher_forced(len(prompt), key[0], ms, context, encoded, items, partial=key[1])
+            for key, ms, context in zip(distinct, matches, contexts, strict=True)
         }
+        if self.incremental if reuse is None else reuse:
+            prompt_tokens = sum(1 for a, _ in contexts[0][1] if a < len(prompt)) if contexts else 0
+            items = self._reuse(items, prompt_tokens)
+            for layout in layouts.values():  # the question's pass, if added first, shifts every item by one
+                if items and items[0].first:
+                    for pairs in layout:
+                        pairs[:] = [(i + 1, k) for i, k in pairs]
         return _Plan(items, [layouts[s] for s in steps])
 
+    def _reuse(self, items: list[_Item], prompt_tokens: int) -> list[_Item]:
+        """Mark what ``items`` can take from earlier passes; prepend one pass of the question if it pays."""
+        contexts = []
+        for it in items:
+            known = self._memo.get(_key(it))
+            if known is not None:
+                self._memo.move_to_end(_key(it))
+                it.known = known
+                continue
+            if it.keep:  # a context pass: continue the longest computed prefix
+                contexts.append(it)
+                matched, entry = self._kv.lookup(it.ids, max_len=len(it.ids) - 1)
+                if matched >= 2:
+                    it.cached, it.source = matched - 1, entry
+        fresh = [it for it in contexts if it.cached < prompt_tokens - 1]
+        if len(fresh) < 2 or prompt_tokens < 2 or not self._kv.accepts(prompt_tokens):
+            return items
+        question = _Item(list(fresh[0].ids[:prompt_tokens]), [], keep=prompt_tokens, first=True)
+        for it in fresh:
+            it.cached, it.source = prompt_tokens - 1, question
+        return [question, *items]
+
     def _encode_teacher_forced(
-        self, start: int, steps: Sequence[str], matches: Sequence[Any], context: Any, isolated: Any, items: list[_Item]
+        self,
+        start: int,
+        steps: Sequence[str],
+        matches: Sequence[Any],
+        context: Any,
+        isolated: Any,
+        items: list[_Item],
+        *,
+        partial: bool = False,
     ) -> list[list[tuple[int, int]]]:
         """Append a solution's passes to ``items``; return, per step, its reads as (item, read) pairs.
 
         ``context`` is the tokenized question and solution (ids, offsets; the solution starts at character
-        ``start``), ``isolated`` yields the tokenized ``lhs rhs`` of each step that ``matches``.
+        ``start``), ``isolated`` yields the tokenized ``lhs rhs`` of each step that ``matches``. A
+        ``partial`` solution (one that goes on) ends with its delimiter, read like every other step's,
+        and no eos.
         """
         delimiter, bos, eos = self.config.step_delimiter, self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
         ids, starts = list(context[0]), [a for a, _ in context[1]]
-        item = _Item([*ids, eos] if eos is not None else ids, [])
+        ends = eos is not None and not partial
+        item = _Item([*ids, eos] if ends else ids, [], keep=len(ids))
         items.append(item)
         at_context = len(items) - 1
         layout: list[list[tuple[int, int]]] = []
         at, t = start, 1
         for i, (step, match) in enumerate(zip(steps, matches, strict=True)):
-            last = i == len(steps) - 1
+            last = i == len(steps) - 1 and not partial
             end = at + (len(match.group("lhs")) if match else len(step) + (0 if last else len(delimiter)))
             while t < len(ids) and starts[t] < at:
                 t += 1
@@ -285,7 +370,7 @@ class RewardModel:
             while t < len(ids) and starts[t] < end:
                 reads.append(t)
                 t += 1
-            if last and eos is not None:
+            if last and ends:
                 reads.append(len(ids))
             pairs = [(at_context, len(item.reads) + k) for k in range(len(reads))]
             item.reads.extend(reads)
@@ -358,8 +443,16 @@ class RewardModel:
 
         plan = plan if plan is not None else self.plan(problem, candidates)
         distinct = _distinct(plan.items)
-        scored = await asyncio.gather(*(self._batcher.submit(it, len(it.ids)) for it in distinct.values()))
-        by_key = dict(zip(distinct, scored, strict=True))
+        by_key: dict[tuple[tuple[int, ...], tuple[int, ...]], Any] = {}
+        for phase in (True, False):  # the question's pass first: the others continue its KV
+            run = {k: it for k, it in distinct.items() if it.first == phase and it.known is None}
+            scored = await asyncio.gather(*(self._batcher.submit(it, len(it.ids) - it.cached) for it in run.values()))
+            by_key.update(zip(run, scored, strict=True))
+        for k, it in distinct.items():
+            if it.known is not None:
+                by_key[k] = it.known
+            elif not isinstance(by_key[k], Exception) and self.incremental:
+                self._remember(k, by_key[k])
         values = [by_key[_key(it)] for it in plan.items]
         if plan.steps is None:
             return [list(v) for v in values]
@@ -371,6 +464,12 @@ class RewardModel:
             logs = [list(itertools.accumulate(x)) for x in logs]
         return [[math.exp(x) for x in row] for row in logs]
 
+    def _remember(self, key: tuple[tuple[int, ...], tuple[int, ...]], values: list[float]) -> None:
+        self._memo[key] = values
+        self._memo.move_to_end(key)
+        while len(self._memo) > self.memo_size:
+            self._memo.popitem(last=False)
+
     def _run_batch(self, items: Sequence[_Item]) -> list[Any]:
         """Score a batch in chunks of similar lengths (little padding), each one forward pass."""
         start = time.perf_counter()
@@ -380,7 +479,7 @@ class RewardModel:
             self.compute_seconds += time.perf_counter() - start
 
     def _run_chunks(self, items: Sequence[_Item]) -> list[Any]:
-        order = sorted(range(len(items)), key=lambda i: len(items[i].ids))
+        order = sorted(range(len(items)), key=lambda i: (len(items[i].ids) - items[i].cached, items[i].cached))
         out: list[Any] = [None] * len(items)
         chunk: list[int] = []
         for i in order:
@@ -394,6 +493,84 @@ class RewardModel:
         return out
 
     def _forward(self, items: Sequence[_Item]) -> list[Any]:
+        if self.config.read == "teacher_forced":
+            try:
+                return self._forward_teacher_forced(items)
+            except Exception as exc:
+                if len(items) == 1:
+                    return [exc]
+                return [self._forward([it])[0] for it in items]
+        return self._forward_head(items)
+
+    def _forward_teacher_forced(self, items: Sequence[_Item]) -> list[Any]:
+        """One pass over the new tokens of ``items`` (each continuing its cached prefix's KV).
+
+        New tokens are left-padded, cached prefixes right-aligned before them, so every row's tokens
+        sit at their true positions. Each item gets every token's log-probability (those of its cached
+        prefix from the source), and keeps its KV in the cache when ``keep`` says so.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        dev = self.device
+        c_max = max(it.cached for it in items)
+        s_max = max(len(it.ids) - it.cached for it in items)
+        b = len(items)
+        ids = torch.full((b, s_max), self.pad_id, dtype=torch.long)
+        pos = torch.zeros((b, s_max), dtype=torch.long)
+        mask = torch.zeros((b, c_max + s_max), dtype=torch.long)
+        for r, it in enumerate(items):
+            new = it.ids[it.cached :]
+            ids[r, s_max - len(new) :] = torch.tensor(new)
+            pos[r, s_max - len(new) :] = torch.arange(it.cached, len(it.ids))
+            mask[r, c_max - it.cached : c_max] = 1
+            mask[r, c_max + s_max - len(new) :] = 1
+        cache = DynamicCache()
+        if c_max:
+            data = []
+            for li in range(self._layers):
+                keys = values = None
+                for r, it in enumerate(items):
+                    if not it.cached:
+                        continue
+                    k, v = it.source.payload[0][li]
+                    if keys is None:
+                        shape = (b, k.shape[0], c_max, k.shape[-1])
+                        keys = torch.zeros(shape, dtype=k.dtype, device=dev)
+                        values = torch.zeros(shape, dtype=v.dtype, device=dev)
+                    keys[r, :, c_max - it.cached :] = k[:, : it.cached]
+                    values[r, :, c_max - it.cached :] = v[:, : it.cached]
+                data.append((keys, values))
+            cache = DynamicCache(data)
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
+                use_cache=True, **{self._cache_arg: cache},
+            )  # fmt: skip
+            logp = torch.log_softmax(out.logits.float(), dim=-1)
+        results = []
+        for r, it in enumerate(items):
+            n_new = len(it.ids) - it.cached
+            rows = logp[r, s_max - n_new : s_max - 1]  # predicts tokens cached+1 .. len-1
+            new = rows.gather(1, ids[r, s_max - n_new + 1 :].unsqueeze(1).to(rows.device))[:, 0].tolist()
+            head = list(it.source.payload[1][: it.cached + 1]) if it.cached else [0.0]
+            token_logps = head + new
+            if it.keep and self.incremental:
+                kv = []
+                for layer in cache.layers:
+                    at = c_max + s_max - n_new
+                    k_new, v_new = layer.keys[r, :, at:], layer.values[r, :, at:]
+                    if it.cached:
+                        k_old, v_old = it.source.payload[0][len(kv)]
+                        k_new = torch.cat([k_old[:, : it.cached], k_new], dim=1)
+                        v_new = torch.cat([v_old[:, : it.cached], v_new], dim=1)
+                    kv.append((k_new[:, : it.keep].clone(), v_new[:, : it.keep].clone()))
+                it.payload = (kv, token_logps[: it.keep])
+                self._kv.insert(it.ids[: it.keep], it.payload)
+            results.append([token_logps[t] for t in it.reads])
+        return results
+
+    def _forward_head(self, items: Sequence[_Item]) -> list[Any]:
         import torch
 
         try:
@@ -407,17 +584,13 @@ class RewardModel:
                 logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
             out = []
             for r, it in enumerate(items):
-                if self.config.read == "teacher_forced":
-                    rows = torch.log_softmax(logits[r, [t - 1 for t in it.reads]], dim=-1)
-                    out.append(rows.gather(1, ids[r, it.reads].unsqueeze(1).to(rows.device))[:, 0].tolist())
-                    continue
                 rows = logits[r, it.reads] if self.config.kind == "process" else logits[r].unsqueeze(0)
                 out.append(self._read(rows).tolist())
             return out
         except Exception as exc:
             if len(items) == 1:
                 return [exc]
-            return [self._forward([it])[0] for it in items]
+            return [self._forward_head([it])[0] for it in items]
 
     def _read(self, logits: Any) -> Any:
         import torch
@@ -434,9 +607,14 @@ class RewardModel:
 
     def items_flops(self, items: Sequence[_Item]) -> tuple[int, int]:
         """FLOPs and tokens of scoring encoded candidates (one forward pass per distinct encoding)."""
-        distinct = _distinct(items).values()
-        flops = sum(self.cost.prefill_flops(len(it.ids), logit_positions=len(it.reads)) for it in distinct)
-        return flops, sum(len(it.ids) for it in distinct)
+        distinct = [it for it in _distinct(items).values() if it.known is None]
+        flops = sum(
+            self.cost.prefill_flops(
+                len(it.ids) - it.cached, it.cached, logit_positions=sum(1 for t in it.reads if t > it.cached)
+            )
+            for it in distinct
+        )
+        return flops, sum(len(it.ids) - it.cached for it in distinct)
 
     @property
     def kind(self) -> Literal["outcome", "process"]:

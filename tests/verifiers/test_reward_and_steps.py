@@ -93,8 +93,9 @@ def test_process_verifier_ranks_tiny_l_samples_within_each_problem(prm):
 
     before, items = prm._batcher.stats.batches, prm._batcher.stats.items
     got = asyncio.run(score_all())
-    passes = prm._batcher.stats.items - items  # sixty problems' forward passes, in full batches
-    assert prm._batcher.stats.batches - before == math.ceil(passes / 256)
+    passes = prm._batcher.stats.items - items  # sixty problems' forward passes, in full batches:
+    # one of the sixty questions first (their candidates continue its KV), then the rest
+    assert prm._batcher.stats.batches - before == 1 + math.ceil((passes - len(problems)) / 256)
     right = [asyncio.run(checker.score(p, c)) for p, c in zip(problems, cands, strict=True)]
     groups = [(s, [x == 1.0 for x in r]) for s, r in zip(got, right, strict=True)]
     assert sum(0 < sum(r) < len(r) for _, r in groups) >= 10  # enough problems with both kinds
@@ -236,34 +237,53 @@ def test_a_classification_head_is_read_at_the_declared_positions(tmp_path, probl
     m.close()
 
 
-def test_charged_reward_calls_are_exact_and_released_on_failure(prm, problems):
+def _charge(model, plan) -> int:
+    """What scoring ``plan`` computes: each distinct pass not run before, after the KV it reuses."""
+    distinct = {(tuple(it.ids), tuple(it.reads)): it for it in plan.items if it.known is None}.values()
+    return sum(
+        model.cost.prefill_flops(
+            len(it.ids) - it.cached, it.cached, logit_positions=sum(t > it.cached for t in it.reads)
+        )
+        for it in distinct
+    )
+
+
+def test_charged_reward_calls_are_exact_and_released_on_failure(problems):
+    prm = RewardModel("tiny-prm")  # nothing cached yet
     ledger = Ledger()
     charged = prm.charged(ledger, Scope("prm", problems[0].id))
     cands = [Candidate(problems[0].metadata["solution"])]
-    asyncio.run(charged.score(problems[0], cands))
-    plan = prm.plan(problems[0], cands)
+    scratch = prm.plan(problems[0], cands, reuse=False)
     steps = len(cands[0].steps())
-    assert len(plan.items) == steps  # the context pass, and one isolated pass per step but the answer line
+    assert len(scratch.items) == steps  # the context pass, and one isolated pass per step but the answer line
+    plan = prm.plan(problems[0], cands)
+    want = _charge(prm, plan)
+    assert 0 < want <= _charge(prm, scratch)
+    asyncio.run(charged.score(problems[0], cands))
     total = ledger.total()
-    distinct = {(tuple(it.ids), tuple(it.reads)): it for it in plan.items}.values()
-    want = sum(prm.cost.prefill_flops(len(it.ids), logit_positions=len(it.reads)) for it in distinct)
     assert total.flops == want and total.calls == 1
     assert ledger.outstanding == 0
+    again = Ledger()  # the same solution scored again: nothing is computed, nothing charged
+    asyncio.run(prm.charged(again, Scope("prm", problems[0].id)).score(problems[0], cands))
+    assert again.total().flops == 0
 
 
-def test_a_solution_sampled_twice_is_scored_and_charged_once(orm, problems):
+def test_a_solution_sampled_twice_is_scored_and_charged_once(problems):
+    orm = RewardModel("tiny-orm")  # nothing cached yet
     p = problems[2]
     sol = p.metadata["solution"]
     cands = [Candidate(sol), Candidate(wrong(sol)), Candidate(sol), Candidate(sol)]
     ledger = Ledger()
+    plan = orm.plan(p, cands[:2])
+    want = _charge(orm, plan)
+    runs = {(tuple(it.ids), tuple(it.reads)) for it in plan.items if it.known is None}
+    phases = 1 + any(it.first for it in plan.items)  # the shared question's pass, then the rest
     batches, items = orm._batcher.stats.batches, orm._batcher.stats.items
     scores = asyncio.run(orm.charged(ledger, Scope("orm", p.id)).score(p, cands))
-    distinct = {(tuple(it.ids), tuple(it.reads)): it for it in orm.plan(p, cands[:2]).items}.values()
-    assert orm._batcher.stats.items - items == len(distinct) and orm._batcher.stats.batches == batches + 1
+    assert orm._batcher.stats.items - items == len(runs) and orm._batcher.stats.batches == batches + phases
     assert scores[0] == scores[2] == scores[3] != scores[1]
     alone = asyncio.run(orm.score(p, cands[:2]))
     assert scores[:2] == pytest.approx(alone, abs=1e-6)
-    want = sum(orm.cost.prefill_flops(len(it.ids), logit_positions=len(it.reads)) for it in distinct)
     assert ledger.total().flops == want
 
 

@@ -16,7 +16,7 @@ _EXPORTS = {
     "EnginePool": "samplers.engines",
     "build_engine": "samplers.engines",
     "MicroBatcher": "archon.core.batcher",
-    "PrefixCache": "samplers.prefix_cache",
+    "PrefixCache": "archon.core.prefix_cache",
     "GenerationCache": "samplers.cache",
     "IndexSeededEngine": "samplers.indexed",
 }

@@ -14,7 +14,7 @@ collects the requests, and one worker thread serves them together:
    (:mod:`samplers.sampling`, :mod:`samplers.streams`). Rows that finish (EOS, a stop string,
    ``max_tokens``, the context) leave the batch.
 3. **Cache** each prompt's KV and, for completions that ended at a stop string (a step that will be
-   continued), the KV of prompt + step, in a bounded :class:`~samplers.prefix_cache.PrefixCache`.
+   continued), the KV of prompt + step, in a bounded :class:`~archon.core.prefix_cache.PrefixCache`.
 
 Greedy decoding equals ``model.generate(do_sample=False)`` token for token (a test checks it). Sample
 ``i`` of a request seeded with ``s`` draws from the stream ``stream_key(s, i)``: the same tokens
@@ -55,8 +55,8 @@ from archon.core import (
 )
 from archon.core.batcher import MicroBatcher
 from archon.core.models import resolve_model
+from archon.core.prefix_cache import Entry, PrefixCache
 from samplers import attention
-from samplers.prefix_cache import Entry, PrefixCache
 from samplers.sampling import RowParams, choose, log_softmax_and_entropy
 from samplers.stops import find_stop
 from samplers.streams import random_keys, stream_key, uniforms

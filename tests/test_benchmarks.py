@@ -91,3 +91,14 @@ def test_the_copy_error_set_copies_wrong_and_computes_right():
             a2, op2, x2, _, c2 = lines[j].split()
             assert int(a2) == int(lines[j - 1].split()[-1]) and apply(int(a2), op2, int(x2)) == int(c2)
         assert lines[-1] == f"#### {lines[-2].split()[-1]}"
+
+
+def test_search_benchmark_quick_run_measures_reuse_by_policy_and_prm(tmp_path):
+    done = run("benchmarks/search.py", "--quick", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "search_quick.json").read_text())
+    assert all(r["errors"] == 0 for r in report["rows"].values())
+    for op in ("beam_16", "particles_16"):
+        f = report["figures"][op]
+        assert f["same_answers_as_scratch"]  # incremental PRM scores choose what scratch scores choose
+        assert f["prefill_without_reuse_over_with"] > 1 and f["prm_tokens_scratch_over_incremental"] > 1

@@ -15,7 +15,16 @@ from archon.core import VerifierDecl
 from archon.core.registry import VERIFIER_KINDS, accepts
 from verifiers.noisy import check_options as check_noisy_options
 
-REWARD_OPTIONS = ("config", "aggregation", "device", "max_batch", "chunk_tokens")
+REWARD_OPTIONS = (
+    "config",
+    "aggregation",
+    "device",
+    "max_batch",
+    "chunk_tokens",
+    "incremental",
+    "kv_cache_mb",
+    "memo_size",
+)
 """Options of ``reward_model`` (keyword arguments of :class:`~verifiers.reward.RewardModel`)."""
 JUDGE_OPTIONS = {
     "yes_no_judge": ("template", "yes", "no"),

@@ -52,8 +52,8 @@ from typing import Any, Literal
 from archon.core import Aggregation, Candidate, Problem, aggregate
 from archon.core.batcher import MicroBatcher
 from archon.core.models import resolve_model
+from archon.core.prefix_cache import PrefixCache
 from budgets import Cost, CostModel, Ledger, Scope
-from samplers.prefix_cache import PrefixCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +211,8 @@ class RewardModel:
         self.chunk_tokens = chunk_tokens
         self.compute_seconds = 0.0
         """Time spent in forward passes (for measuring orchestration overhead)."""
+        self.computed_tokens = 0
+        """Tokens that went through the model (not those whose KV was reused)."""
         self._prompts: dict[str, str] = {}
         self._isolated = re.compile(self.config.isolated_pattern) if self.config.isolated_pattern else None
         self.cost = CostModel.from_config(self.model.config, name=self.name)
@@ -473,6 +475,7 @@ class RewardModel:
     def _run_batch(self, items: Sequence[_Item]) -> list[Any]:
         """Score a batch in chunks of similar lengths (little padding), each one forward pass."""
         start = time.perf_counter()
+        self.computed_tokens += sum(len(it.ids) - it.cached for it in items)
         try:
             return self._run_chunks(items)
         finally:

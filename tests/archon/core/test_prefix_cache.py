@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samplers.prefix_cache import PrefixCache
+from archon.core.prefix_cache import PrefixCache
 
 
 def common(a, b):

@@ -187,7 +187,7 @@ class RewardModel:
         name: str | None = None,
         max_batch: int = 256,
         chunk_tokens: int = 4096,
-        incremental: bool = True,
+        incremental: bool = False,
         kv_cache_mb: float = 64.0,
         memo_size: int = 65536,
     ) -> None:

@@ -14,7 +14,7 @@ from verifiers.reward import RewardModel
 
 @pytest.fixture(scope="module")
 def models():
-    inc, scratch = RewardModel("tiny-prm"), RewardModel("tiny-prm", incremental=False)
+    inc, scratch = RewardModel("tiny-prm", incremental=True), RewardModel("tiny-prm", incremental=False)
     yield inc, scratch
     inc.close()
     scratch.close()
@@ -69,7 +69,7 @@ def test_step_by_step_scores_equal_scoring_from_scratch_with_far_fewer_tokens(mo
 
 
 def test_candidates_of_one_problem_share_one_pass_of_the_question(models, problems) -> None:
-    inc, scratch = RewardModel("tiny-prm"), models[1]  # nothing cached yet
+    inc, scratch = RewardModel("tiny-prm", incremental=True), models[1]  # nothing cached yet
     p = problems[0]
     cands = [Candidate("\n".join(v)) for v in _variants(p.metadata["solution"])]
     cands += [Candidate(c.text.replace("\n#### ", "\n#### 1")) for c in cands]  # six distinct solutions
@@ -96,7 +96,8 @@ def test_a_partial_solution_is_read_as_going_on(models, problems) -> None:
 
 
 def test_a_tiny_kv_cache_gives_the_same_scores(problems) -> None:
-    small, scratch = RewardModel("tiny-prm", kv_cache_mb=0.05), RewardModel("tiny-prm", incremental=False)
+    small = RewardModel("tiny-prm", incremental=True, kv_cache_mb=0.05)
+    scratch = RewardModel("tiny-prm", incremental=False)
     try:
         p = problems[2]
         for k in (1, 2, 3):

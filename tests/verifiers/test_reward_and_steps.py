@@ -93,9 +93,8 @@ def test_process_verifier_ranks_tiny_l_samples_within_each_problem(prm):
 
     before, items = prm._batcher.stats.batches, prm._batcher.stats.items
     got = asyncio.run(score_all())
-    passes = prm._batcher.stats.items - items  # sixty problems' forward passes, in full batches:
-    # one of the sixty questions first (their candidates continue its KV), then the rest
-    assert prm._batcher.stats.batches - before == 1 + math.ceil((passes - len(problems)) / 256)
+    passes = prm._batcher.stats.items - items  # sixty problems' forward passes, in full batches
+    assert prm._batcher.stats.batches - before == math.ceil(passes / 256)
     right = [asyncio.run(checker.score(p, c)) for p, c in zip(problems, cands, strict=True)]
     groups = [(s, [x == 1.0 for x in r]) for s, r in zip(got, right, strict=True)]
     assert sum(0 < sum(r) < len(r) for _, r in groups) >= 10  # enough problems with both kinds
@@ -249,7 +248,7 @@ def _charge(model, plan) -> int:
 
 
 def test_charged_reward_calls_are_exact_and_released_on_failure(problems):
-    prm = RewardModel("tiny-prm")  # nothing cached yet
+    prm = RewardModel("tiny-prm", incremental=True)  # nothing cached yet
     ledger = Ledger()
     charged = prm.charged(ledger, Scope("prm", problems[0].id))
     cands = [Candidate(problems[0].metadata["solution"])]
@@ -269,7 +268,7 @@ def test_charged_reward_calls_are_exact_and_released_on_failure(problems):
 
 
 def test_a_solution_sampled_twice_is_scored_and_charged_once(problems):
-    orm = RewardModel("tiny-orm")  # nothing cached yet
+    orm = RewardModel("tiny-orm", incremental=True)  # nothing cached yet
     p = problems[2]
     sol = p.metadata["solution"]
     cands = [Candidate(sol), Candidate(wrong(sol)), Candidate(sol), Candidate(sol)]

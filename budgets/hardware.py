@@ -162,17 +162,38 @@ def _profile(name: str, entry: Mapping[str, Any], source: Path) -> HardwareProfi
     )
 
 
-def measure_local(name: str = "cpu", *, size: int = 2048, megabytes: int = 256, repeats: int = 5) -> HardwareProfile:
-    """Measure this machine's CPU: matrix-product FLOP/s (float32, bfloat16) and copy bandwidth."""
+def measure_local(
+    name: str = "cpu", *, size: int = 2048, megabytes: int = 256, repeats: int = 5, seconds: float = 1.0
+) -> HardwareProfile:
+    """Measure this machine's CPU: matrix-product FLOP/s (float32, bfloat16) and copy bandwidth.
+
+    Each dtype's products run ``repeats`` times or for about ``seconds``, whichever ends first; a dtype
+    whose ``size`` x ``size`` product would take longer than ``seconds / 4`` (as a 256 x 256 product
+    predicts: bfloat16 on a CPU without its instructions) is measured on halved sizes, so that a slow
+    dtype costs seconds, not minutes. The profile's ``source`` says which sizes were used.
+    """
     import torch
 
+    sizes: dict[str, int] = {}
+
     def matmul_tflops(dtype: torch.dtype) -> float:
-        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+        probe = min(size, 256)  # a small product first predicts the large one's time
+        a, b = torch.randn(probe, probe, dtype=dtype), torch.randn(probe, probe, dtype=dtype)
         a @ b
         start = time.perf_counter()
-        for _ in range(repeats):
+        a @ b
+        per_flop = (time.perf_counter() - start) / probe**3
+        n = size
+        while n > probe and per_flop * n**3 > seconds / 4:
+            n //= 2
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b  # warm-up
+        done, start = 0, time.perf_counter()
+        while done < repeats and (done == 0 or time.perf_counter() - start < seconds):
             a @ b
-        return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e12
+            done += 1
+        sizes[str(dtype).removeprefix("torch.")] = n
+        return 2 * n**3 * done / (time.perf_counter() - start) / 1e12
 
     peaks = {"float32": round(matmul_tflops(torch.float32), 4)}
     with contextlib.suppress(RuntimeError):  # a CPU without bfloat16 matrix products
@@ -187,7 +208,9 @@ def measure_local(name: str = "cpu", *, size: int = 2048, megabytes: int = 256, 
     cpu = platform.processor() or platform.machine()
     source = (
         f"measured by `archon hardware measure` on {time.strftime('%Y-%m-%d')}: {cpu}, "
-        f"{torch.get_num_threads()} threads, {size}x{size} matmul, {megabytes} MiB copy"
+        f"{torch.get_num_threads()} threads, matmul "
+        + ", ".join(f"{n}x{n} {dtype}" for dtype, n in sizes.items())
+        + f", {megabytes} MiB copy"
     )
     return HardwareProfile(name, peaks, round(gbs, 2), source=source)
 

@@ -90,7 +90,11 @@ def test_problems_that_fail_make_the_run_fail_and_say_which(tmp_path: Path) -> N
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["errors"] == 1
 
 
-@pytest.mark.slow
+def _default_sigint() -> None:
+    """In the child: Ctrl-C as a terminal gives it, even when this test runs in a background job (which ignores it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _without_wall_times(data: object) -> object:
     """``data`` without the measured wall times (``seconds``): the one thing a rerun cannot repeat."""
     if isinstance(data, dict):
@@ -108,7 +112,9 @@ def test_an_interrupted_run_resumes_to_the_records_and_summary_of_one_left_alone
     assert whole.returncode == 0, whole.stderr
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "archon.cli", "run", str(spec), "--limit", str(n), "--out", str(tmp_path / "cut")]
-    proc = subprocess.Popen([*cmd, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [*cmd, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_sigint
+    )
     results = tmp_path / "cut" / "results.jsonl"
     deadline = time.monotonic() + 300
     while not (results.is_file() and results.read_text().count("\n") >= 2) and time.monotonic() < deadline:

@@ -59,7 +59,12 @@ def start(*args: Any, **kwargs: Any) -> subprocess.Popen[str]:
     """``archon ARGS`` as a process (stdout and stderr piped unless given)."""
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stderr", subprocess.PIPE)
-    return subprocess.Popen(archon(*args), env=ENV, text=True, **kwargs)
+    return subprocess.Popen(archon(*args), env=ENV, text=True, preexec_fn=_default_sigint, **kwargs)
+
+
+def _default_sigint() -> None:
+    """In the child: Ctrl-C as a terminal gives it, even when the tests run in a background job (which ignores it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def call(*args: Any) -> subprocess.CompletedProcess[str]:

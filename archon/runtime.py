@@ -163,7 +163,7 @@ class Runner:
         if name not in self._verifiers:
             self._verifiers[name] = _build_verifier(spec, name, None)
         v = self._verifiers[name]
-        return v.charged(self.ledger, scope) if isinstance(v, Chargeable) else v
+        return v.charged(self.ledger, scope, hardware=self.hardware) if isinstance(v, Chargeable) else v
 
     def prepare(self) -> None:
         """Build every declared engine and engine-less verifier now (a run builds them on first use).

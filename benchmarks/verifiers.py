@@ -66,7 +66,8 @@ def main() -> None:
     engine.close()
     cands = [[Candidate(c.text) for c in r.completions] for r in results]
 
-    prm, orm, checker = RewardModel("tiny-prm"), RewardModel("tiny-orm"), ArithStepChecker()
+    # incremental off: the timed repeats score the same candidates, which an incremental model remembers
+    prm, orm, checker = RewardModel("tiny-prm", incremental=False), RewardModel("tiny-orm"), ArithStepChecker()
 
     async def batched() -> list[list[list[float]]]:
         # one call per candidate, all concurrent: what batching across calls gains (a call's own duplicate

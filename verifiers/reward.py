@@ -43,9 +43,10 @@ import json
 import math
 import re
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +54,9 @@ from archon.core import Aggregation, Candidate, Problem, aggregate
 from archon.core.batcher import MicroBatcher
 from archon.core.models import resolve_model
 from archon.core.prefix_cache import PrefixCache
+from archon.core.prefixes import ComputedPrefixes
 from budgets import Cost, CostModel, Ledger, Scope
+from budgets.hardware import HardwareProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,23 @@ class _Plan:
 
     items: list[_Item]
     steps: list[list[list[tuple[int, int]]]] | None = None
+    charge: list[_Item] | None = None
+    """The passes as charged, when they differ from ``items``: what a run of the problem alone computes."""
+
+
+@dataclass
+class _Computed:
+    """What one run (one ledger) had a reward model compute for one problem: the passes and the kept KV."""
+
+    passes: set[tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=set)
+    prefixes: ComputedPrefixes = field(default_factory=ComputedPrefixes)
+
+    def add(self, items: Sequence[_Item]) -> None:
+        """Record that ``items`` ran (or were taken from the memo) for this problem."""
+        for it in items:
+            self.passes.add(_key(it))
+            if it.keep:
+                self.prefixes.add(it.ids[: it.keep])
 
 
 def _key(item: _Item) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -187,7 +207,7 @@ class RewardModel:
         name: str | None = None,
         max_batch: int = 256,
         chunk_tokens: int = 4096,
-        incremental: bool = False,
+        incremental: bool = True,
         kv_cache_mb: float = 64.0,
         memo_size: int = 65536,
     ) -> None:
@@ -227,6 +247,7 @@ class RewardModel:
         kv_bytes = 2 * self._layers * kv_heads * head_dim * 4
         self._kv = PrefixCache(int(kv_cache_mb * 2**20 / kv_bytes) if self.incremental else 0, block=4)
         self._memo: OrderedDict[tuple[tuple[int, ...], tuple[int, ...]], list[float]] = OrderedDict()
+        self._computed: weakref.WeakKeyDictionary[Ledger, dict[str, _Computed]] = weakref.WeakKeyDictionary()
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else 0)
         self._batcher: MicroBatcher[_Item] = MicroBatcher(
@@ -281,13 +302,22 @@ class RewardModel:
         encoded = dict(zip(distinct, self._encode_steps(self._prompt(problem), distinct), strict=True))
         return [(list(encoded[s][0]), list(encoded[s][1])) for s in steps]
 
-    def plan(self, problem: Problem, candidates: Sequence[Candidate], *, reuse: bool | None = None) -> _Plan:
+    def plan(
+        self,
+        problem: Problem,
+        candidates: Sequence[Candidate],
+        *,
+        reuse: bool | None = None,
+        seen: _Computed | None = None,
+    ) -> _Plan:
         """The forward passes that score ``candidates``, and how their reads make each candidate's step scores.
 
         With ``reuse`` (default: :attr:`incremental`), a teacher-forced plan takes what earlier calls
         computed: a pass run before is not run again, a context pass continues the cached KV of its
         longest computed prefix (the question and the earlier steps of a partial solution), and
-        candidates that share only the question continue one pass of the question.
+        candidates that share only the question continue one pass of the question. With ``seen`` (what
+        this run computed for this problem), the plan's ``charge`` is the same reuse limited to that:
+        what the problem run alone would compute, whatever else ran in the process.
         """
         if self.config.read != "teacher_forced":
             return _Plan([_Item(*e) for e in self.encode_many(problem, candidates)])
@@ -306,27 +336,36 @@ class RewardModel:
             key: self._encode_teacher_forced(len(prompt), key[0], ms, context, encoded, items, partial=key[1])
             for key, ms, context in zip(distinct, matches, contexts, strict=True)
         }
+        charge = None
         if self.incremental if reuse is None else reuse:
             prompt_tokens = sum(1 for a, _ in contexts[0][1] if a < len(prompt)) if contexts else 0
+            if seen is not None:
+                copies = [_Item(list(it.ids), list(it.reads), keep=it.keep) for it in items]
+                charge = self._reuse(copies, prompt_tokens, seen)
             items = self._reuse(items, prompt_tokens)
             for layout in layouts.values():  # the question's pass, if added first, shifts every item by one
                 if items and items[0].first:
                     for pairs in layout:
                         pairs[:] = [(i + 1, k) for i, k in pairs]
-        return _Plan(items, [layouts[s] for s in steps])
+        return _Plan(items, [layouts[s] for s in steps], charge)
 
-    def _reuse(self, items: list[_Item], prompt_tokens: int) -> list[_Item]:
-        """Mark what ``items`` can take from earlier passes; prepend one pass of the question if it pays."""
+    def _reuse(self, items: list[_Item], prompt_tokens: int, seen: _Computed | None = None) -> list[_Item]:
+        """Mark what ``items`` can take from earlier passes; prepend one pass of the question if it pays.
+
+        With ``seen``, only what those passes (one problem's, in one run) computed is taken.
+        """
         contexts = []
         for it in items:
             known = self._memo.get(_key(it))
-            if known is not None:
+            if known is not None and (seen is None or _key(it) in seen.passes):
                 self._memo.move_to_end(_key(it))
                 it.known = known
                 continue
             if it.keep:  # a context pass: continue the longest computed prefix
                 contexts.append(it)
                 matched, entry = self._kv.lookup(it.ids, max_len=len(it.ids) - 1)
+                if seen is not None:
+                    matched = min(matched, seen.prefixes.longest(it.ids[: len(it.ids) - 1]))
                 if matched >= 2:
                     it.cached, it.source = matched - 1, entry
         fresh = [it for it in contexts if it.cached < prompt_tokens - 1]
@@ -624,9 +663,15 @@ class RewardModel:
         """``process`` or ``outcome``, as its ``reward_config.json`` declares."""
         return self.config.kind
 
-    def charged(self, ledger: Ledger, scope: Scope) -> ChargedReward:
-        """The same reward model with every call charged to ``ledger`` under ``scope``."""
-        return ChargedReward(self, ledger, scope)
+    def charged(self, ledger: Ledger, scope: Scope, *, hardware: HardwareProfile | None = None) -> ChargedReward:
+        """The same reward model with every call charged to ``ledger`` under ``scope``.
+
+        What is reused is credited only when this ledger's scope's problem computed it before: a
+        problem is charged what it would cost run alone, whatever the process ran before (another
+        trial of a study, another run). With ``hardware``, each call's idealized latency is charged too.
+        """
+        runs = self._computed.setdefault(ledger, {})
+        return ChargedReward(self, ledger, scope, runs.setdefault(scope.problem, _Computed()), hardware)
 
     def close(self) -> None:
         """Release the batcher."""
@@ -634,19 +679,42 @@ class RewardModel:
 
 
 class ChargedReward:
-    """A :class:`RewardModel` whose calls reserve and settle their cost (exact: a forward pass is known)."""
+    """A :class:`RewardModel` whose calls reserve and settle their cost (exact: a forward pass is known).
 
-    def __init__(self, reward: RewardModel, ledger: Ledger, scope: Scope) -> None:
+    A call is charged for the passes the problem would compute run alone (``seen``: what this run
+    computed for it), its idealized latency on ``hardware`` (one batched pass) when one is given.
+    """
+
+    def __init__(
+        self,
+        reward: RewardModel,
+        ledger: Ledger,
+        scope: Scope,
+        seen: _Computed | None = None,
+        hardware: HardwareProfile | None = None,
+    ) -> None:
         self.reward, self.ledger, self.scope = reward, ledger, scope
+        self.seen, self.hardware = (seen if seen is not None else _Computed()), hardware
         self.name, self.higher_is_better = reward.name, reward.higher_is_better
         self.config, self.aggregation = reward.config, reward.aggregation
         self.kind = reward.kind
 
+    def _cost(self, items: Sequence[_Item]) -> Cost:
+        flops, tokens = self.reward.items_flops(items)
+        latency = 0.0
+        if self.hardware is not None and tokens:
+            cached = sum(it.cached for it in _distinct(items).values() if it.known is None)
+            moved = self.reward.cost.prefill_bytes(tokens, cached)
+            latency = self.hardware.seconds(flops, moved, self.reward.cost.facts.dtype)
+        return Cost(flops=flops, prompt_tokens=tokens, calls=1, latency=latency)
+
     async def _charged(self, problem: Problem, candidates: Sequence[Candidate]) -> list[list[float]]:
-        plan = self.reward.plan(problem, candidates)
-        flops, tokens = self.reward.items_flops(plan.items)
-        with self.ledger.charged(self.scope, Cost(flops=flops, prompt_tokens=tokens, calls=1)):
-            return await self.reward._scores(problem, candidates, plan)
+        plan = self.reward.plan(problem, candidates, seen=self.seen)
+        charged = plan.charge if plan.charge is not None else plan.items
+        with self.ledger.charged(self.scope, self._cost(charged)):
+            scores = await self.reward._scores(problem, candidates, plan)
+        self.seen.add(charged)
+        return scores
 
     async def score_steps(self, problem: Problem, candidates: Sequence[Candidate]) -> list[list[float]]:
         """:meth:`RewardModel.score_steps`, charged."""

@@ -22,6 +22,7 @@ from archon.core.problem import Problem
 if TYPE_CHECKING:
     from archon.core.generation import Engine
     from budgets import Ledger, Scope
+    from budgets.hardware import HardwareProfile
 
 Aggregation = Literal["last", "min", "prod", "mean"]
 AGGREGATIONS: tuple[Aggregation, ...] = ("last", "min", "prod", "mean")
@@ -113,8 +114,8 @@ Verifier = OutcomeVerifier | ProcessVerifier
 class Chargeable(Protocol):
     """A verifier whose model calls are charged: ``charged`` gives the copy that charges one ledger scope."""
 
-    def charged(self, ledger: Ledger, scope: Scope) -> Verifier:
-        """The same verifier, every model call charged to ``scope`` of ``ledger``."""
+    def charged(self, ledger: Ledger, scope: Scope, *, hardware: HardwareProfile | None = None) -> Verifier:
+        """The same verifier, every model call charged to ``scope`` of ``ledger`` (latency on ``hardware``)."""
         ...
 
 

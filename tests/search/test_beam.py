@@ -88,3 +88,32 @@ def test_width_must_divide_n_and_the_verifier_must_score_steps(tmp_path) -> None
     orm.write_text(EXAMPLE.read_text().replace("model: tiny-prm", "model: tiny-orm"))
     summary, records, _, _ = run(load_spec(orm), data.load("arith", "dev")[:1])
     assert summary["errors"] == 1 and "outcome verifier" in records[0]["error"]
+
+
+def test_a_run_after_another_in_the_process_is_charged_as_if_alone() -> None:
+    """Shared models (a study's trials) reuse each other's KV, but each run's PRM is charged what it costs alone."""
+    from archon.runtime import Resources, per_sample_seeds
+    from samplers.engines import EnginePool
+
+    spec = load_spec(EXAMPLE).model_copy(deep=True)
+    spec.verifiers["prm"].options["incremental"] = True
+    resources = Resources(EnginePool(dict(spec.engines)), wrap=per_sample_seeds)
+    problems = data.load("arith", "dev")[:3]
+    try:
+        runs, computed = [], []
+        for _ in range(2):
+            runner = Runner(spec, resources=resources)
+            before = resources.verifiers.get("prm")
+            start = before.computed_tokens if before is not None else 0
+            asyncio.run(runner.run(problems))
+            computed.append(resources.verifiers["prm"].computed_tokens - start)
+            prm_calls = {}  # the PRM's calls are those that generate nothing
+            for scope, cost in runner.ledger.calls:
+                if cost.generated_tokens == 0:
+                    prm_calls.setdefault(scope.problem, []).append((cost.flops, cost.prompt_tokens, cost.latency))
+            runs.append((prm_calls, [r["candidates"] for r in runner.records]))
+        assert runs[0] == runs[1]  # the same PRM charges, call by call, and the same answers
+        assert all(latency > 0 for calls in runs[0][0].values() for _, _, latency in calls)
+        assert computed[1] < computed[0] / 2  # the second run read most of it from the first's KV and memory
+    finally:
+        asyncio.run(resources.aclose())

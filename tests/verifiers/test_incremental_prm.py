@@ -50,15 +50,15 @@ def test_step_by_step_scores_equal_scoring_from_scratch_with_far_fewer_tokens(mo
     async def grow(problem):  # one problem's partial solutions, one step more each round, as a search asks
         variants = _variants(problem.metadata["solution"])
         worst = 0.0
+        ledger_i, ledger_s = Ledger(), Ledger()  # one run: what it computed for the problem is credited
         for k in range(1, max(len(v) for v in variants) + 1):
             cands = [_partials(v, k) for v in variants if k <= len(v)]
-            ledger_i, ledger_s = Ledger(), Ledger()
             a = await inc.charged(ledger_i, Scope("prm", problem.id)).score_steps(problem, cands)
             b = await scratch.charged(ledger_s, Scope("prm", problem.id)).score_steps(problem, cands)
-            computed["incremental"] += ledger_i.total().prompt_tokens
-            computed["scratch"] += ledger_s.total().prompt_tokens
             assert [len(x) for x in a] == [len(x) for x in b]
             worst = max([worst, *(abs(x - y) for r, q in zip(a, b, strict=True) for x, y in zip(r, q, strict=True))])
+        computed["incremental"] += ledger_i.total().prompt_tokens
+        computed["scratch"] += ledger_s.total().prompt_tokens
         return worst
 
     async def main():  # problems concurrently: one forward pass mixes rows of different cached lengths

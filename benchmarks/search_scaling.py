@@ -170,25 +170,28 @@ def claims(rows: list[dict[str, Any]], verifiers: Iterable[str]) -> list[dict[st
         snell = [(b, acc("beam_search", b), acc("best_of_n", b)) for b in small]
         sal = [(b, acc("dvts", b), acc("beam_search", b)) for b in large]
         top = max(BUDGETS_GF)
-        pf = [(m, acc(m, min(BUDGETS_GF)), acc(m, top)) for m in ("particle_filter", "beam_search")]
+        both = [b for b in BUDGETS_GF if acc("particle_filter", b) is not None and acc("beam_search", b) is not None]
+        low = both[0] if both else top
+        pf = [(m, acc(m, low), acc(m, top)) for m in ("particle_filter", "beam_search")]
         gain = {m: (None if a is None or z is None else z - a) for m, a, z in pf}
 
-        def held(pairs: list[tuple[float, float | None, float | None]]) -> bool | None:
+        def held(pairs: list[tuple[float, float | None, float | None]], strict: bool = False) -> bool | None:
             known = [(a, b) for _, a, b in pairs if a is not None and b is not None]
-            return None if not known else all(a >= b for a, b in known)
+            return None if not known else all(a > b if strict else a >= b for a, b in known)
 
         out.append({
             "verifier": v,
             "snell: beam search > best-of-N at budgets <= 3 GF": {
                 "measured": [{"budget_gf": b, "beam_search": a, "best_of_n": z} for b, a, z in snell],
-                "held": None if not snell else all(a is not None and z is not None and a > z for _, a, z in snell),
+                "held": held(snell, strict=True),
             },
             "search-and-learn: DVTS >= beam search at budgets >= 10 GF": {
                 "measured": [{"budget_gf": b, "dvts": a, "beam_search": z} for b, a, z in sal],
                 "held": held(sal),
             },
             "puri: particle filtering scales at least as well as beam search": {
-                "measured": {m: {"low": a, "high": z, "gain": gain[m]} for m, a, z in pf},
+                "measured": {"from_gf": low, "to_gf": top,
+                             **{m: {"from": a, "to": z, "gain": gain[m]} for m, a, z in pf}},
                 "held": None if None in gain.values() else (
                     (acc("particle_filter", top) or 0) >= (acc("beam_search", top) or 0)
                     and gain["particle_filter"] >= gain["beam_search"]),  # type: ignore[operator]
@@ -228,7 +231,9 @@ def plot(rows: list[dict[str, Any]], verifiers: list[str], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(verifiers), figsize=(4.2 * len(verifiers), 7.5), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        2, len(verifiers), figsize=(4.2 * len(verifiers), 7.5), squeeze=False, sharey=True, sharex="row"
+    )
     for j, v in enumerate(verifiers):
         for m, rs in curves(rows, v).items():
             style = {"marker": "*", "markersize": 11} if m == "greedy" else {"marker": "o", "markersize": 3}

@@ -22,7 +22,7 @@ from archon.core import Context, State
 from archon.core.anytime import within_budget
 from archon.core.generation import MAX_N
 from archon.core.registry import OPERATORS
-from search.steps import Partial, extend, root
+from search.steps import Partial, extend, look_ahead, root
 from search.tree import Tree, TreeSearchParams, best_first, choose, prm_scores, roll_out
 
 
@@ -34,6 +34,7 @@ class BeamSearchParams(TreeSearchParams):
     n: int = Field(8, ge=1, le=MAX_N, description="beams, and the finished solutions returned")
     width: int = Field(4, ge=1, description="M: keep n/M beams each round, expand each M times")
     max_steps: int = Field(12, ge=1, description="rounds before the unfinished beams are rolled out")
+    lookahead: int = Field(0, ge=0, le=32, description="greedy steps rolled out before a beam is scored (0: none)")
 
     @model_validator(mode="after")
     def _width_divides_n(self) -> BeamSearchParams:
@@ -63,7 +64,12 @@ async def beam_search(ctx: Context, state: State, p: BeamSearchParams) -> State:
             wanted = p.n - len(finished)  # beams still to search: finished ones leave the pool
             if not live or wanted <= 0:
                 break
-            scores = await prm_scores(ctx, state, p.prm, [x for x, _ in live], aggregation=p.aggregation)
+            judged = [x for x, _ in live]
+            if p.lookahead:
+                judged = await look_ahead(engine, judged, p.lookahead, **step)
+                for (x, i), y in zip(live, judged, strict=True):
+                    tree.nodes[i]["lookahead"] = "".join(y.steps[len(x.steps) :])
+            scores = await prm_scores(ctx, state, p.prm, judged, aggregation=p.aggregation)
             tree.scored([i for _, i in live], scores)
             keep = max(1, -(-wanted // p.width))  # ceil(wanted / M) beams, expanded to `wanted` in all
             ranked = best_first(scores, higher_is_better=higher)[:keep]
@@ -91,7 +97,7 @@ async def beam_search(ctx: Context, state: State, p: BeamSearchParams) -> State:
             tree.scored([i for _, i in finished], scores)
             cands = [c.with_score(p.prm, s) for c, s in zip(cands, scores, strict=True)]
     cands = choose(cands, p.prm, p.choose, higher_is_better=higher)
-    event = {"rounds": rounds, "finished": len(cands), "tree": tree.nodes}
+    event = {"rounds": rounds, "finished": len(cands), "tree": tree.nodes, "lookahead": p.lookahead}
     if budget.exhausted:
         event["stopped_by_budget"] = True
     return state.with_candidates(cands, node=ctx.node, op="beam_search", **event)

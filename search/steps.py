@@ -137,3 +137,38 @@ async def extend(
         return [_continued(partial, c, delimiter, answer_marker) for c in result.completions]
 
     return list(await asyncio.gather(*(one(i, p, n) for i, (p, n) in enumerate(zip(partials, counts, strict=True)))))
+
+
+async def look_ahead(
+    engine: Engine,
+    partials: Sequence[Partial],
+    steps: int,
+    *,
+    delimiter: str = DELIMITER,
+    answer_marker: str = ANSWER_MARKER,
+    max_step_tokens: int = 64,
+) -> list[Partial]:
+    """Each partial continued greedily (temperature 0) by up to ``steps`` steps, or until it finishes.
+
+    What a beam leads to, for judging it (lookahead search): each round sends one request per partial
+    still going, all at once (the engine batches them). A partial whose next step the budget refuses
+    stays where it got to.
+    """
+    out = list(partials)
+    for _ in range(steps):
+        going = [i for i, x in enumerate(out) if not x.finished]
+        if not going:
+            break
+        grown = await extend(
+            engine, [out[i] for i in going], 1, delimiter=delimiter, answer_marker=answer_marker,
+            max_step_tokens=max_step_tokens, temperature=0.0,
+        )  # fmt: skip
+        stopped = 0
+        for i, g in zip(going, grown, strict=True):
+            if g:
+                out[i] = g[0]
+            else:
+                stopped += 1
+        if stopped == len(going):
+            break
+    return out

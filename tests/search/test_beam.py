@@ -117,3 +117,37 @@ def test_a_run_after_another_in_the_process_is_charged_as_if_alone() -> None:
         assert computed[1] < computed[0] / 2  # the second run read most of it from the first's KV and memory
     finally:
         asyncio.run(resources.aclose())
+
+
+def test_lookahead_judges_a_beam_by_its_greedy_continuation() -> None:
+    spec = load_spec(EXAMPLE).model_copy(deep=True)
+    problems = data.load("arith", "dev")[:3]
+    plain = run(spec, problems)
+    spec.pipeline[0].params["lookahead"] = 2
+    ahead = run(spec, problems)
+    summary, records, ledger, _ = ahead
+    assert_finished_best_first(summary, records, 8)
+    assert ledger.total().flops > plain[2].total().flops  # the lookahead steps are charged
+    for r in records:
+        event = next(e for e in r["trace"] if e["op"] == "beam_search")
+        assert event["lookahead"] == 2
+        judged = [n for n in event["tree"] if "lookahead" in n]
+        assert judged and all(n["lookahead"].count("\n") <= 2 for n in judged)
+        assert any(n["lookahead"] for n in judged)  # unfinished beams were rolled on before being scored
+
+
+def test_look_ahead_is_greedy_and_stops_at_the_end() -> None:
+    from samplers.transformers_engine import TransformersEngine
+    from search.steps import extend, look_ahead, root
+
+    engine = TransformersEngine("tiny-l")
+    try:
+        p = data.load("arith", "dev")[0]
+        start = root(engine, p.messages())
+        (one,) = asyncio.run(look_ahead(engine, [start], 1))
+        (greedy,) = asyncio.run(extend(engine, [start], 1, temperature=0.0))[0:1]
+        assert one.steps == greedy[0].steps
+        (far,) = asyncio.run(look_ahead(engine, [start], 30))
+        assert far.finished and far.steps[:1] == one.steps and len(far.steps) <= 30
+    finally:
+        engine.close()

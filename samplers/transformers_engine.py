@@ -54,6 +54,7 @@ from archon.core import (
     prompt_kind,
 )
 from archon.core.batcher import MicroBatcher
+from archon.core.kv_batch import KV, continuation_inputs, row_kv, stack_kv
 from archon.core.models import resolve_model
 from archon.core.prefix_cache import Entry, PrefixCache
 from samplers import attention
@@ -63,7 +64,6 @@ from samplers.streams import random_keys, stream_key, uniforms
 
 _COMPACT_EVERY = 4  # finished rows leave the decode batch once they are 1/4 of it (measured flat for 3-8)
 _ENCODED_PROMPTS = 4096  # prompts whose token ids encode() remembers
-KV = list[tuple[torch.Tensor, torch.Tensor]]
 """Per layer, keys and values of one sequence: ``[kv_heads, tokens, head_dim]`` each."""
 
 
@@ -401,18 +401,7 @@ class TransformersEngine(EngineBase):
 
     def _prefill_chunk(self, chunk: list[_Seq]) -> None:
         dev = self.device
-        c_max = max(s.cached for s in chunk)
-        s_max = max(len(s.ids) - s.cached for s in chunk)
-        b = len(chunk)
-        ids = torch.full((b, s_max), self.pad_id, dtype=torch.long)
-        pos = torch.zeros((b, s_max), dtype=torch.long)
-        mask = torch.zeros((b, c_max + s_max), dtype=torch.long)
-        for r, s in enumerate(chunk):
-            new = s.ids[s.cached :]
-            ids[r, s_max - len(new) :] = torch.tensor(new)
-            pos[r, s_max - len(new) :] = torch.arange(s.cached, len(s.ids))
-            mask[r, c_max - s.cached : c_max] = 1
-            mask[r, c_max + s_max - len(new) :] = 1
+        ids, pos, mask, c_max, s_max = continuation_inputs([(s.ids, s.cached) for s in chunk], self.pad_id)
         cache = DynamicCache()
         if c_max:
             prefixes = [_slice(s.source, s.cached) if s.source else None for s in chunk]
@@ -429,19 +418,8 @@ class TransformersEngine(EngineBase):
             **{self._cache_arg: cache},
         )
         logits = out.logits.float()
-        layers = cache.layers
         for r, s in enumerate(chunk):
-            n_new = len(s.ids) - s.cached
-            kv = []
-            for li, layer in enumerate(layers):
-                k_new = layer.keys[r, :, c_max + s_max - n_new :]
-                v_new = layer.values[r, :, c_max + s_max - n_new :]
-                if s.cached:
-                    k_old, v_old = s.source[li]  # type: ignore[index]
-                    k_new = torch.cat([k_old[:, : s.cached], k_new], dim=1)
-                    v_new = torch.cat([v_old[:, : s.cached], v_new], dim=1)
-                kv.append((k_new, v_new))
-            s.kv = kv
+            s.kv = row_kv(cache.layers, r, c_max + s_max - (len(s.ids) - s.cached), s.source, s.cached)
             s.logits = logits[r, keep - s.keep :]
 
     # ------------------------------------------------------------------ decode
@@ -721,35 +699,12 @@ def _stack(
     share: bool = False,
     reserve: int = 0,
 ) -> DynamicCache:
-    """A batch cache: each sequence's KV right-aligned in ``width`` columns, zeros on the left.
+    """A batch cache (:func:`~archon.core.kv_batch.stack_kv`), with room for ``reserve`` more tokens.
 
-    With ``share``, identical KV objects (the ``n`` samples of one prompt) are stacked once and
-    expanded by indexing. ``reserve`` preallocates room for that many more tokens, so decoding
-    writes in place instead of copying the whole cache every step.
+    The room lets decoding write in place instead of copying the whole cache every step.
     """
-    uniq: dict[int, int] = {}
-    order: list[int] = []
-    firsts: list[int] = []
-    for i, kv in enumerate(kvs):
-        key = id(kv) if share and kv is not None else -1 - i
-        if key not in uniq:
-            uniq[key] = len(firsts)
-            firsts.append(i)
-        order.append(uniq[key])
-    data = []
-    for li in range(facts.layers):
-        shape = (len(firsts), facts.kv_heads, width, facts.head_dim)
-        keys = torch.zeros(shape, dtype=dtype, device=device)
-        values = torch.zeros(shape, dtype=dtype, device=device)
-        for u, i in enumerate(firsts):
-            kv, n = kvs[i], lengths[i]
-            if kv is not None and n:
-                keys[u, :, width - n :] = kv[li][0][:, :n]
-                values[u, :, width - n :] = kv[li][1][:, :n]
-        if len(firsts) != len(kvs):
-            idx = torch.tensor(order, device=device)
-            keys, values = keys.index_select(0, idx), values.index_select(0, idx)
-        data.append((keys, values))
+    shape = (facts.layers, facts.kv_heads, facts.head_dim)
+    data = stack_kv(kvs, lengths, width, shape, dtype, device, share=share)
     if not reserve:
         return DynamicCache(data)
     cache = DynamicCache()

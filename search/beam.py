@@ -23,7 +23,7 @@ from archon.core.anytime import within_budget
 from archon.core.generation import MAX_N
 from archon.core.registry import OPERATORS
 from search.steps import Partial, extend, look_ahead, root
-from search.tree import Tree, TreeSearchParams, best_first, choose, prm_scores, roll_out
+from search.tree import Tree, TreeSearchParams, best_first, prm_scores, roll_out, score_finished
 
 
 class BeamSearchParams(TreeSearchParams):
@@ -90,13 +90,7 @@ async def beam_search(ctx: Context, state: State, p: BeamSearchParams) -> State:
         )  # fmt: skip
         finished += [(x, tree.add(x, i)) for x, (_, i) in zip(rolled, live, strict=False) if x.finished]
     finished = finished[: p.n]
-    cands = [x.candidate(p.engine, rounds=rounds) for x, _ in finished]
-    if cands and not budget.exhausted:
-        with within_budget():
-            scores = await prm_scores(ctx, state, p.prm, [x for x, _ in finished], aggregation=p.aggregation)
-            tree.scored([i for _, i in finished], scores)
-            cands = [c.with_score(p.prm, s) for c, s in zip(cands, scores, strict=True)]
-    cands = choose(cands, p.prm, p.choose, higher_is_better=higher)
+    cands = await score_finished(ctx, state, p, tree, finished, exhausted=budget.exhausted, rounds=rounds)
     event = {"rounds": rounds, "finished": len(cands), "tree": tree.nodes, "lookahead": p.lookahead}
     if budget.exhausted:
         event["stopped_by_budget"] = True

@@ -22,7 +22,7 @@ from archon.core.anytime import within_budget
 from archon.core.generation import MAX_N
 from archon.core.registry import OPERATORS
 from search.steps import Partial, extend, root
-from search.tree import Tree, TreeSearchParams, best_first, choose, prm_scores, roll_out
+from search.tree import Tree, TreeSearchParams, best_first, prm_scores, roll_out, score_finished
 
 
 class DVTSParams(TreeSearchParams):
@@ -78,13 +78,7 @@ async def dvts(ctx: Context, state: State, p: DVTSParams) -> State:
             answer_marker=p.answer_marker, seed=ctx.seed,
         )  # fmt: skip
         done += [(x, tree.add(x, i)) for x, (_, i) in zip(rolled, unfinished, strict=True) if x.finished]
-    cands = [x.candidate(p.engine, rounds=rounds) for x, _ in done]
-    if cands and not budget.exhausted:
-        with within_budget():
-            scores = await prm_scores(ctx, state, p.prm, [x for x, _ in done], aggregation=p.aggregation)
-            tree.scored([i for _, i in done], scores)
-            cands = [c.with_score(p.prm, s) for c, s in zip(cands, scores, strict=True)]
-    cands = choose(cands, p.prm, p.choose, higher_is_better=higher)
+    cands = await score_finished(ctx, state, p, tree, done, exhausted=budget.exhausted, rounds=rounds)
     event = {"rounds": rounds, "subtrees": subtrees, "finished": len(cands), "tree": tree.nodes}
     if budget.exhausted:
         event["stopped_by_budget"] = True

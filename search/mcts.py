@@ -24,7 +24,7 @@ from archon.core import Context, State
 from archon.core.anytime import within_budget
 from archon.core.registry import OPERATORS
 from search.steps import Partial, extend, root
-from search.tree import Tree, TreeSearchParams, choose, prm_scores, roll_out
+from search.tree import Tree, TreeSearchParams, prm_scores, roll_out, score_finished
 
 
 class MCTSParams(TreeSearchParams):
@@ -123,13 +123,8 @@ async def mcts(ctx: Context, state: State, p: MCTSParams) -> State:
             short = leaves[: p.returns - len(found)]
             rolled = await roll_out(engine, [n.partial for n in short], seed=(ctx.seed or 0) + 7, **rollouts)
             found += [(x, tree.add(x, n.row)) for x, n in zip(rolled, short, strict=True) if x.finished]
-    cands = [x.candidate(p.engine, iterations=expanded) for x, _ in found]
-    if cands and not budget.exhausted:
-        with within_budget():
-            scores = await prm_scores(ctx, state, p.prm, [x for x, _ in found], aggregation=p.aggregation)
-            tree.scored([i for _, i in found], scores)
-            cands = [c.with_score(p.prm, s) for c, s in zip(cands, scores, strict=True)]
-    cands = choose(cands, p.prm, p.choose, higher_is_better=higher)[: p.returns]
+    cands = await score_finished(ctx, state, p, tree, found, exhausted=budget.exhausted, iterations=expanded)
+    cands = cands[: p.returns]
     visits = {}
     stack = [top]
     while stack:

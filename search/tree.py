@@ -21,6 +21,7 @@ from archon.core import (
     VerifierRef,
     aggregate,
 )
+from archon.core.anytime import within_budget
 from budgets import BudgetExhausted
 from search.steps import ANSWER_MARKER, DELIMITER, Partial
 from verifiers.ops import majority, rank
@@ -81,6 +82,30 @@ async def prm_scores(
     verifier = ctx.process_verifier(prm)
     steps = await verifier.score_steps(state.problem, [x.candidate(model) for x in partials])
     return [aggregate(s, aggregation) for s in steps]
+
+
+async def score_finished(
+    ctx: Context,
+    state: State,
+    p: TreeSearchParams,
+    tree: Tree,
+    finished: list[tuple[Partial, int]],
+    *,
+    exhausted: bool,
+    **metadata: object,
+) -> list[Candidate]:
+    """The finished solutions (and their tree rows) as candidates, scored by the PRM, best first.
+
+    The scores go to the tree too. When the budget ran out (``exhausted``), or refuses this last call,
+    the candidates come unscored (in the order found).
+    """
+    cands = [x.candidate(p.engine, **metadata) for x, _ in finished]
+    if cands and not exhausted:
+        with within_budget():
+            scores = await prm_scores(ctx, state, p.prm, [x for x, _ in finished], aggregation=p.aggregation)
+            tree.scored([i for _, i in finished], scores)
+            cands = [c.with_score(p.prm, s) for c, s in zip(cands, scores, strict=True)]
+    return choose(cands, p.prm, p.choose, higher_is_better=ctx.process_verifier(p.prm).higher_is_better)
 
 
 def best_first(scores: list[float], *, higher_is_better: bool) -> list[int]:

@@ -245,6 +245,7 @@ class RewardModel:
             self.model.config.hidden_size // self.model.config.num_attention_heads
         )
         kv_bytes = 2 * self._layers * kv_heads * head_dim * 4
+        self._kv_shape = (self._layers, int(kv_heads), int(head_dim))
         self._kv = PrefixCache(int(kv_cache_mb * 2**20 / kv_bytes) if self.incremental else 0, block=4)
         self._memo: OrderedDict[tuple[tuple[int, ...], tuple[int, ...]], list[float]] = OrderedDict()
         self._computed: weakref.WeakKeyDictionary[Ledger, dict[str, _Computed]] = weakref.WeakKeyDictionary()
@@ -554,36 +555,15 @@ class RewardModel:
         import torch
         from transformers import DynamicCache
 
+        from archon.core.kv_batch import continuation_inputs, row_kv, stack_kv
+
         dev = self.device
-        c_max = max(it.cached for it in items)
-        s_max = max(len(it.ids) - it.cached for it in items)
-        b = len(items)
-        ids = torch.full((b, s_max), self.pad_id, dtype=torch.long)
-        pos = torch.zeros((b, s_max), dtype=torch.long)
-        mask = torch.zeros((b, c_max + s_max), dtype=torch.long)
-        for r, it in enumerate(items):
-            new = it.ids[it.cached :]
-            ids[r, s_max - len(new) :] = torch.tensor(new)
-            pos[r, s_max - len(new) :] = torch.arange(it.cached, len(it.ids))
-            mask[r, c_max - it.cached : c_max] = 1
-            mask[r, c_max + s_max - len(new) :] = 1
+        ids, pos, mask, c_max, s_max = continuation_inputs([(it.ids, it.cached) for it in items], self.pad_id)
         cache = DynamicCache()
         if c_max:
-            data = []
-            for li in range(self._layers):
-                keys = values = None
-                for r, it in enumerate(items):
-                    if not it.cached:
-                        continue
-                    k, v = it.source.payload[0][li]
-                    if keys is None:
-                        shape = (b, k.shape[0], c_max, k.shape[-1])
-                        keys = torch.zeros(shape, dtype=k.dtype, device=dev)
-                        values = torch.zeros(shape, dtype=v.dtype, device=dev)
-                    keys[r, :, c_max - it.cached :] = k[:, : it.cached]
-                    values[r, :, c_max - it.cached :] = v[:, : it.cached]
-                data.append((keys, values))
-            cache = DynamicCache(data)
+            prefixes = [it.source.payload[0] if it.cached else None for it in items]
+            dtype = next(self.model.parameters()).dtype
+            cache = DynamicCache(stack_kv(prefixes, [it.cached for it in items], c_max, self._kv_shape, dtype, dev))
         with torch.inference_mode():
             out = self.model(
                 input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
@@ -598,15 +578,9 @@ class RewardModel:
             head = list(it.source.payload[1][: it.cached + 1]) if it.cached else [0.0]
             token_logps = head + new
             if it.keep and self.incremental:
-                kv = []
-                for layer in cache.layers:
-                    at = c_max + s_max - n_new
-                    k_new, v_new = layer.keys[r, :, at:], layer.values[r, :, at:]
-                    if it.cached:
-                        k_old, v_old = it.source.payload[0][len(kv)]
-                        k_new = torch.cat([k_old[:, : it.cached], k_new], dim=1)
-                        v_new = torch.cat([v_old[:, : it.cached], v_new], dim=1)
-                    kv.append((k_new[:, : it.keep].clone(), v_new[:, : it.keep].clone()))
+                prefix = it.source.payload[0] if it.cached else None
+                full = row_kv(cache.layers, r, c_max + s_max - n_new, prefix, it.cached)
+                kv = [(k[:, : it.keep].clone(), v[:, : it.keep].clone()) for k, v in full]
                 it.payload = (kv, token_logps[: it.keep])
                 self._kv.insert(it.ids[: it.keep], it.payload)
             results.append([token_logps[t] for t in it.reads])

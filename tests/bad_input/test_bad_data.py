@@ -15,6 +15,7 @@ file: the run fails that problem and says so (``tests/archon/test_rundir.py``).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,14 +61,9 @@ GENERATED: dict[str, tuple[int | None, str]] = {
 
 
 @pytest.fixture(autouse=True)
-def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_model(refuse_model_loads: Callable[[str], None]) -> None:
     """Loading any model's weights fails the test: a bad data file must be refused before that."""
-    import transformers
-
-    def refuse(cls: type, *args: object, **kwargs: object) -> None:
-        pytest.fail(f"loaded a model ({cls.__name__}) before refusing the data file")
-
-    monkeypatch.setattr(transformers.PreTrainedModel, "from_pretrained", classmethod(refuse))
+    refuse_model_loads("the data file")
 
 
 def generate(name: str, tmp: Path) -> Path:

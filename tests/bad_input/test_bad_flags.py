@@ -13,6 +13,7 @@ In the argument lists, ``{file}`` is a regular file in ``tmp_path``, ``{tmp}`` i
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -212,19 +213,14 @@ CASES = [
 
 
 @pytest.fixture(autouse=True)
-def no_heavy_work(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_heavy_work(monkeypatch: pytest.MonkeyPatch, refuse_model_loads: Callable[[str], None]) -> None:
     """Loading a model or measuring the machine fails the test: a bad command line is refused before either."""
-    import transformers
-
     import budgets.hardware
-
-    def load(cls: type, *args: object, **kwargs: object) -> None:
-        pytest.fail(f"loaded a model ({cls.__name__}) before refusing the command line")
 
     def measure(*args: object, **kwargs: object) -> None:
         pytest.fail("measured the machine before refusing the command line")
 
-    monkeypatch.setattr(transformers.PreTrainedModel, "from_pretrained", classmethod(load))
+    refuse_model_loads("the command line")
     monkeypatch.setattr(budgets.hardware, "measure_local", measure)
 
 

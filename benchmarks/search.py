@@ -1,6 +1,9 @@
 """Search operators' speed figures on the arith test split: reuse of KV by the policy and the PRM, wall time.
 
-What it measures (issue 16's speed targets; the accuracy-vs-FLOPs grid is not in this script yet):
+``python benchmarks/search.py scaling [...]`` runs the accuracy-vs-FLOPs grid instead
+(``benchmarks/search_scaling.py``, with the same arguments).
+
+What it measures (issue 16's speed targets):
 
 - prefill tokens the policy computed with prefix reuse, against what it would compute without (the
   computed tokens plus those the prefix cache served), for beam search and particle filtering;
@@ -10,7 +13,8 @@ What it measures (issue 16's speed targets; the accuracy-vs-FLOPs grid is not in
 - the wall time of beam search (N = 16) over the problems against best-of-16 with the same PRM, all
   problems concurrently, and of beam search and particle filtering one problem at a time.
 
-``python benchmarks/search.py`` writes ``benchmarks/results/search.json``; ``--quick`` runs 4 problems.
+``python benchmarks/search.py`` writes ``benchmarks/results/search.json``; ``--quick`` runs 4 problems,
+``--problems N`` the first N (default 64).
 """
 
 from __future__ import annotations
@@ -76,10 +80,16 @@ def run_case(case: str, problems: list, *, incremental: bool = True, concurrency
 
 
 def main() -> None:
-    """Run the cases, print the figures, write the JSON."""
+    """Run the cases, print the figures, write the JSON (or, with ``scaling``, run the grid)."""
+    if sys.argv[1:2] == ["scaling"]:
+        import runpy
+
+        sys.argv = [str(ROOT / "benchmarks" / "search_scaling.py"), *sys.argv[2:]]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="4 problems")
-    ap.add_argument("--problems", type=int, default=32, help="first N problems of the test split (default 32)")
+    ap.add_argument("--problems", type=int, default=64, help="first N problems of the test split (default 64)")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
 

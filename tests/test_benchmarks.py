@@ -102,3 +102,24 @@ def test_search_benchmark_quick_run_measures_reuse_by_policy_and_prm(tmp_path):
         f = report["figures"][op]
         assert f["same_answers_as_scratch"]  # incremental PRM scores choose what scratch scores choose
         assert f["prefill_without_reuse_over_with"] > 1 and f["prm_tokens_scratch_over_incremental"] > 1
+
+
+def test_search_scaling_quick_run_writes_its_grid_tables_and_plot(tmp_path):
+    done = run("benchmarks/search.py", "scaling", "--quick", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "search_scaling_quick.json").read_text())
+    runs = {(r["method"], r["verifier"], r["k"]) for r in report["rows"]}
+    assert runs == {("greedy", "-", 1)} | {
+        (m, v, k) for m in ("best_of_n", "beam_search") for v in ("prm", "noisy-0.85") for k in (2, 4)
+    }
+    learned = {(r["method"], r["k"]): r for r in report["rows"] if r["verifier"] == "prm"}
+    noisy = {(r["method"], r["k"]): r for r in report["rows"] if r["verifier"] == "noisy-0.85"}
+    for key, r in learned.items():
+        assert r["errors"] == 0 and r["gflops"] > noisy[key]["gflops"] > 0  # the PRM's FLOPs are charged
+        assert r["latency_ms"] > 0
+    assert learned[("best_of_n", 4)]["gflops"] > learned[("best_of_n", 2)]["gflops"]
+    assert {c["verifier"] for c in report["claims"]} == {"prm", "noisy-0.85"}
+    assert (tmp_path / "search_scaling_quick.png").stat().st_size > 10_000
+    assert "| beam_search |" in (tmp_path / "search_scaling_quick.md").read_text()
+    again = run("benchmarks/search_scaling.py", "--quick", "--results", str(tmp_path))  # resumes: nothing to run
+    assert again.returncode == 0 and "k=" not in again.stdout

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
 
@@ -79,6 +79,8 @@ class Resources:
     pool: EnginePool
     verifiers: dict[str, Any] = field(default_factory=dict)
     wrap: Callable[[str, Any], Any] | None = None
+    credit: Literal["reported", "computed"] = "reported"
+    """How engine calls are credited for reused prefixes (:class:`~archon.core.ChargedEngine`'s ``credit``)."""
     _wrapped: dict[str, Any] = field(default_factory=dict)
 
     def engine(self, name: str) -> Any:
@@ -146,8 +148,9 @@ class Runner:
         if scope.problem:  # reuse is credited within a problem only (archon.core.prefixes)
             prefixes = self._prefixes.setdefault((scope.problem, name), ComputedPrefixes())
         return ChargedEngine(
-            engine, self.ledger, scope, cost=cost, hardware=self.hardware, prices=prices, prefixes=prefixes
-        )
+            engine, self.ledger, scope, cost=cost, hardware=self.hardware, prices=prices, prefixes=prefixes,
+            credit=self.resources.credit,
+        )  # fmt: skip
 
     def verifier(self, name: str, scope: Scope) -> Verifier:
         """The named verifier, built by its kind's builder; its model calls are charged to ``scope``.

@@ -78,17 +78,23 @@ UNGUIDED = ("greedy", "majority")
 """Methods that use no verifier (run once, shown in every verifier's table)."""
 
 
-def cases(methods: Iterable[str], verifiers: Iterable[str], ladder: Iterable[int]) -> list[tuple[str, str, int]]:
-    """Every (method, verifier, k) to run; an unguided method runs once per k (greedy once)."""
+def cases(
+    methods: Iterable[str], verifiers: Iterable[str], ladder: Iterable[int], noisy_ladder: Iterable[int] | None = None
+) -> list[tuple[str, str, int]]:
+    """Every (method, verifier, k) to run; an unguided method runs once per k (greedy once).
+
+    The noisy checkers' runs use ``noisy_ladder`` (default: ``ladder``).
+    """
     out: list[tuple[str, str, int]] = []
     verifiers, ladder = list(verifiers), list(ladder)
+    noisy = ladder if noisy_ladder is None else list(noisy_ladder)
     for m in methods:
         if m == "greedy":
             out.append((m, "-", 1))
         elif m in UNGUIDED:
             out += [(m, "-", k) for k in ladder]
         else:
-            out += [(m, v, k) for v in verifiers for k in ladder]
+            out += [(m, v, k) for v in verifiers for k in (noisy if v.startswith("noisy") else ladder)]
     return out
 
 
@@ -259,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="4 problems, sizes 2 and 4, greedy, best-of-N and beam search")
     ap.add_argument("--problems", type=int, default=100, help="first N problems of the test split (default 100)")
     ap.add_argument("--ladder", default=",".join(map(str, LADDER)), help="sizes k, comma-separated")
+    ap.add_argument("--noisy-ladder", default=None, help="sizes k of the noisy checkers' runs (default: --ladder)")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--verifiers", default=",".join(VERIFIERS))
     ap.add_argument("--fresh", action="store_true", help="start over (forget the runs already written)")
@@ -271,6 +278,7 @@ def main(argv: list[str] | None = None) -> None:
 
     n = 4 if args.quick else args.problems
     ladder = [2, 4] if args.quick else [int(x) for x in args.ladder.split(",")]
+    noisy_ladder = None if args.quick or not args.noisy_ladder else [int(x) for x in args.noisy_ladder.split(",")]
     methods = ["greedy", "best_of_n", "beam_search"] if args.quick else args.methods.split(",")
     verifiers = ["prm", "noisy-0.85"] if args.quick else args.verifiers.split(",")
     unknown = sorted(set(methods) - set(METHODS)) + sorted(set(verifiers) - set(VERIFIERS))
@@ -289,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
         log.unlink()
 
     problems = data.load("arith", "test")[:n]
-    todo = [c for c in cases(methods, verifiers, ladder) if key(*c) not in done]
+    todo = [c for c in cases(methods, verifiers, ladder, noisy_ladder) if key(*c) not in done]
     grid = Grid(problems, {v: VERIFIERS[v] for v in verifiers}) if todo else None
     try:
         for method, verifier, k in todo:
@@ -307,13 +315,14 @@ def main(argv: list[str] | None = None) -> None:
         if grid is not None:
             grid.close()
 
-    wanted = {key(*c) for c in cases(methods, verifiers, ladder)}
-    rows = [r for k_, r in done.items() if k_ in wanted]
+    # every run written for these methods and verifiers (sizes beyond the ladders included)
+    rows = [r for r in done.values() if r["method"] in methods and r["verifier"] in ("-", *verifiers)]
     report = {
         "machine": {"cpu": platform.machine(), "torch": torch.__version__, "threads": torch.get_num_threads()},
         "date": time.strftime("%Y-%m-%d"),
         "problems": n,
         "ladder": ladder,
+        "noisy_ladder": noisy_ladder or ladder,
         "budgets_gf": list(BUDGETS_GF),
         "rows": rows,
         "claims": claims(rows, verifiers),

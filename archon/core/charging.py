@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from archon.core.generation import Engine, EngineBase, GenRequest, GenResult, Prompt, ScoreResult, prompt_kind
 from archon.core.prefixes import ComputedPrefixes
@@ -58,6 +58,9 @@ class ChargedEngine(EngineBase):
         prices: Dollars per million tokens (API models).
         prefixes: The token sequences the scope's problem has had this engine compute (``None``:
             credit whatever the engine reports as cached).
+        credit: ``reported``: the cached tokens the engine reports, at most what ``prefixes`` holds;
+            ``computed``: what ``prefixes`` holds, whatever the engine reports (an ideal prefix cache:
+            what a tuning study needs, whose engines report nominal usage without any cached token).
     """
 
     def __init__(
@@ -70,9 +73,13 @@ class ChargedEngine(EngineBase):
         hardware: HardwareProfile | None = None,
         prices: Prices | None = None,
         prefixes: ComputedPrefixes | None = None,
+        credit: Literal["reported", "computed"] = "reported",
     ) -> None:
+        if credit not in ("reported", "computed"):
+            raise ValueError(f"credit must be 'reported' or 'computed', got {credit!r}")
         self.engine, self.ledger, self.scope = engine, ledger, scope
         self.prefixes = prefixes
+        self.credit = credit
         self.cost = cost or CostModel(engine.facts)
         self.hardware = hardware
         self.prices = prices or Prices()
@@ -108,6 +115,7 @@ class ChargedEngine(EngineBase):
             hardware=self.hardware,
             prices=self.prices,
             prefixes=prefixes,
+            credit=self.credit,
         )
 
     # ------------------------------------------------------------------ generate
@@ -209,7 +217,8 @@ class ChargedEngine(EngineBase):
         """
         if ids is None or self.prefixes is None:
             return reported
-        credit = min(reported, self.prefixes.longest(ids) + extra)
+        computed = self.prefixes.longest(ids) + extra
+        credit = computed if self.credit == "computed" else min(reported, computed)
         self.prefixes.add(ids)
         return credit
 

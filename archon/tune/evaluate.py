@@ -90,7 +90,9 @@ class Evaluator:
             self.engines[name] = IndexSeededEngine(engine, self.cache, identity=identity, usage="nominal")
             return self.engines[name]
 
-        self.resources = Resources(pool, wrap=wrap)
+        # nominal usage reports no cached token; a trial is credited what each problem computed before
+        # (its beams' and samples' shared prefixes), as `archon run` credits it
+        self.resources = Resources(pool, wrap=wrap, credit="computed")
 
     def tokens_generated(self) -> int:
         """Tokens the engines actually generated so far (what the cache saves shows here)."""

@@ -35,12 +35,17 @@ HAND_WRITTEN = ("greedy", "self_consistency", "best_of_n", "ensemble", "beam_sea
                 "particle_filter", "particle_gibbs")  # fmt: skip
 
 
-def archon(*args: str) -> dict:
-    """Run the CLI with ``--json`` and return its JSON (the last line of its output)."""
+def archon(*args: str, may_fail: bool = False) -> dict:
+    """Run the CLI with ``--json`` and return its JSON (the last line of its output).
+
+    With ``may_fail``, a failure returns ``{"error": its last line}`` instead of stopping the benchmark.
+    """
     done = subprocess.run(
         [sys.executable, "-m", "archon", *args, "--json"], cwd=ROOT, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
+        if may_fail:
+            return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else str(done.returncode)}
         raise SystemExit(f"archon {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -97,9 +102,21 @@ def main() -> None:
                 tuned = archon(
                     "tune", str(ROOT / "examples" / "tune_search.yaml"), "--budget-flops", f"{budget:g}",
                     "--trials", str(args.trials), "--minibatch", str(args.minibatch), "--seed", str(seed),
-                    "--out", str(study),
+                    "--out", str(study), may_fail=True,
                 )  # fmt: skip
                 minutes = (time.perf_counter() - start) / 60
+                if "error" in tuned:  # no configuration met the limits: it beats nothing
+                    failed = {
+                        "key": key,
+                        "budget": budget,
+                        "seed": seed,
+                        "chosen": None,
+                        "error": tuned["error"],
+                        "test accuracy": None,
+                        "test FLOPs per problem": None,
+                    }
+                    record({**failed, "study minutes": round(minutes, 1)})  # fmt: skip
+                    continue
                 out = archon("run", str(study / "best.yaml"), *test)
                 row = {
                     "key": key,
@@ -120,9 +137,10 @@ def main() -> None:
         base = max(fits, key=lambda r: r["test accuracy"]) if fits else None
         for seed in args.seeds:
             r = done[f"study {budget:g} {seed} {args.trials} {args.minibatch}"]
+            beats = r["test accuracy"] is not None and (base is None or r["test accuracy"] > base["test accuracy"])
             studies.append({
                 **r, "baseline": base and base["example"], "baseline accuracy": base and base["test accuracy"],
-                "beats baseline": base is None or r["test accuracy"] > base["test accuracy"],
+                "beats baseline": beats,
             })  # fmt: skip
     report = {
         "machine": f"{platform.machine()}, {platform.python_version()}",

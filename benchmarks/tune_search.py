@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--minibatch", type=int, default=60)
     ap.add_argument("--problems", type=int, default=200, help="first N test problems scored (default 200)")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--report-only", action="store_true", help="run nothing: report the rows already written")
     args = ap.parse_args()
     args.results.mkdir(parents=True, exist_ok=True)
     log = args.results / "tune_search.rows.jsonl"
@@ -65,7 +66,7 @@ def main() -> None:
     test = ["--split", "test", "--limit", str(args.problems)]
     for name in HAND_WRITTEN:
         key = f"example {name}"
-        if key not in done:
+        if key not in done and not args.report_only:
             out = archon("run", str(ROOT / "examples" / f"{name}.yaml"), *test)
             record({"key": key, "example": name, "test accuracy": out["accuracy"],
                     "test FLOPs per problem": out["per_problem"]["flops"]})  # fmt: skip
@@ -73,7 +74,7 @@ def main() -> None:
         for budget in args.budgets:
             for seed in args.seeds:
                 key = f"study {budget:g} {seed} {args.trials} {args.minibatch}"
-                if key in done:
+                if key in done or args.report_only:
                     continue
                 study = Path(tmp) / f"{budget:g}-{seed}"
                 start = time.perf_counter()
@@ -114,7 +115,9 @@ def main() -> None:
         fits = [r for r in examples if r["test FLOPs per problem"] <= budget]
         base = max(fits, key=lambda r: r["test accuracy"]) if fits else None
         for seed in args.seeds:
-            r = done[f"study {budget:g} {seed} {args.trials} {args.minibatch}"]
+            r = done.get(f"study {budget:g} {seed} {args.trials} {args.minibatch}")
+            if r is None:  # not run (yet)
+                continue
             beats = r["test accuracy"] is not None and (base is None or r["test accuracy"] > base["test accuracy"])
             studies.append({
                 **r, "baseline": base and base["example"], "baseline accuracy": base and base["test accuracy"],

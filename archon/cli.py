@@ -17,6 +17,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import typer
 from rich.console import Console as _RichConsole
+from rich.markup import escape
 from rich.table import Table
 
 from archon import __version__
@@ -737,13 +738,13 @@ def run() -> None:
         where = e.ctx.command_path if e.ctx else "archon"
         message = " ".join(e.format_message().split())
         Console(stderr=True).print(
-            f"[bold red]error:[/] {where}: {message} (see {where} --help)", highlight=False, soft_wrap=True
+            f"[bold red]error:[/] {escape(f'{where}: {message} (see {where} --help)')}", highlight=False, soft_wrap=True
         )
         sys.exit(2)
     except (ArchonError, BudgetError) as e:
         if debug:
             raise
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         if debug:

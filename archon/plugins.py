@@ -28,6 +28,8 @@ BUILTIN = (
     "search.dvts",  # diverse verifier tree search
     "search.particles",  # particle filtering and particle Gibbs
     "search.mcts",  # Monte Carlo tree search
+    "archon.retrieval.kinds",  # retriever kinds: bm25, dense, hybrid
+    "archon.retrieval.ops",  # retrieve, with_context
 )
 """The project's own modules that register operators and kinds."""
 

@@ -34,11 +34,12 @@ from archon.core import (
     VerifierDecl,
 )
 from archon.core.prefixes import ComputedPrefixes
-from archon.core.registry import OPERATORS, VERIFIER_KINDS
+from archon.core.registry import OPERATORS, RETRIEVER_KINDS, VERIFIER_KINDS
+from archon.core.retrieval import Retriever
 from archon.rundir import append_record, open_run, spec_hash
 from archon.spec.graph import compile_pipeline, output_node
 from archon.spec.load import SpecError
-from archon.spec.models import Spec, VerifierSpec
+from archon.spec.models import RetrieverSpec, Spec, VerifierSpec
 from budgets import Budget, BudgetExhausted, Cost, CostModel, Ledger, Scope, profile
 from samplers.engines import EnginePool
 from verifiers.answers import answers_equal
@@ -57,6 +58,10 @@ class NodeContext:
         """The engine declared as ``name``, charged to this node and problem."""
         return self.run.charged_engine(name, Scope(self.node, self.problem))
 
+    def retriever(self, name: str) -> Retriever:
+        """The retriever declared as ``name``, its searches charged to this node and problem."""
+        return self.run.retriever(name, Scope(self.node, self.problem))
+
     def verifier(self, name: str) -> Verifier:
         """The verifier declared as ``name``, its model calls charged to this node and problem."""
         return self.run.verifier(name, Scope(self.node, self.problem))
@@ -71,13 +76,14 @@ class NodeContext:
 
 @dataclass
 class Resources:
-    """The engines and model-based verifiers of runs, built once and shared (by the trials of a study).
+    """The engines, model-based verifiers and retrievers of runs, built once and shared (by a study's trials).
 
     ``wrap`` (say, the tuner's generation cache) wraps each engine once, by name, before it is charged.
     """
 
     pool: EnginePool
     verifiers: dict[str, Any] = field(default_factory=dict)
+    retrievers: dict[str, Any] = field(default_factory=dict)
     wrap: Callable[[str, Any], Any] | None = None
     credit: Literal["reported", "computed"] = "reported"
     """How engine calls are credited for reused prefixes (:class:`~archon.core.ChargedEngine`'s ``credit``)."""
@@ -92,9 +98,9 @@ class Resources:
         return self._wrapped[name]
 
     async def aclose(self) -> None:
-        """Close the engines and verifiers built."""
+        """Close the engines, verifiers and retrievers built."""
         await self.pool.aclose()
-        for v in self.verifiers.values():
+        for v in [*self.verifiers.values(), *self.retrievers.values()]:
             closer = getattr(v, "close", None)
             if closer is not None:
                 closer()
@@ -168,6 +174,29 @@ class Runner:
         v = self._verifiers[name]
         return v.charged(self.ledger, scope, hardware=self.hardware) if isinstance(v, Chargeable) else v
 
+    def retriever(self, name: str, scope: Scope) -> Retriever:
+        """The named retriever, built once (the retrievers it combines first); its searches charged to ``scope``."""
+        r = self.built_retriever(name)
+        return r.charged(self.ledger, scope, hardware=self.hardware) if isinstance(r, Chargeable) else r
+
+    def built_retriever(self, name: str) -> Any:
+        """The named retriever as built (uncharged), building it on first use."""
+        assert self.resources is not None
+        if name not in self.spec.retrievers:
+            raise SpecError(f"no retriever {name!r} declared")
+        built = self.resources.retrievers
+        if name not in built:
+            spec = self.spec.retrievers[name]
+            members = {m: self.built_retriever(m) for m in spec.of}
+            with _declared("retrievers", name):
+                built[name] = _build_retriever(spec, name, members)
+        return built[name]
+
+    def index_report(self) -> dict[str, Any]:
+        """Each built retriever's index: documents, whether it came from the cache, its build's seconds and FLOPs."""
+        assert self.resources is not None
+        return {n: dict(getattr(r, "index_info", {})) for n, r in sorted(self.resources.retrievers.items())}
+
     def prepare(self) -> None:
         """Build every declared engine and engine-less verifier now (a run builds them on first use).
 
@@ -182,6 +211,8 @@ class Runner:
             if spec.engine is None:
                 with _declared("verifiers", name):
                     self.verifier(name, Scope())
+        for name in self.spec.retrievers:
+            self.built_retriever(name)
 
     # ------------------------------------------------------------------ running
 
@@ -307,6 +338,8 @@ class Runner:
         order = {p.id: i for i, p in enumerate(problems)}
         records.sort(key=lambda r: order.get(r["id"], len(order)))
         summary = summarize(records, self.ledger, time.perf_counter() - start)
+        if self.spec.retrievers:  # built once per run (or study): reported, not charged to problems
+            summary["retrievers"] = self.index_report()
         if out_dir is not None:
             (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
@@ -387,6 +420,15 @@ def _node_costs(record: dict[str, Any]) -> dict[str, Cost]:
     if nodes is None:
         return {"": Cost.from_dict(record["cost"])}
     return {k: Cost.from_dict(c) for k, c in nodes.items()}
+
+
+def _build_retriever(spec: RetrieverSpec, name: str, members: dict[str, Any]) -> Any:
+    """Build a declared retriever with its kind's registered builder, over its corpus (loaded here)."""
+    from archon import data
+    from archon.retrieval import RetrieverDecl
+
+    docs = data.corpus(spec.corpus) if spec.corpus else []
+    return RETRIEVER_KINDS.get(spec.kind).build(RetrieverDecl(name, docs, dict(spec.options), members))
 
 
 def _build_verifier(spec: VerifierSpec, name: str, engine: Any) -> Verifier:

@@ -60,6 +60,8 @@ class Kind:
     """Validates a declaration's ``options`` without building anything (raises ``ValueError``)."""
     model: Need = "optional"
     engine: Need = "optional"
+    corpus: Need = "optional"
+    """Whether a declaration takes a ``corpus`` (retrievers)."""
 
 
 def accepts(*names: str, values: Callable[[dict[str, Any]], None] | None = None) -> Callable[[dict[str, Any]], None]:
@@ -180,16 +182,17 @@ class Kinds(Generic[B]):
         check: Callable[[dict[str, Any]], None] | None = None,
         model: Need = "optional",
         engine: Need = "optional",
+        corpus: Need = "optional",
     ) -> Callable[[B], B]:
         """Decorator: register ``build`` as the builder of ``kind``.
 
-        ``check`` validates a declaration's options (see :func:`accepts`); ``model`` and ``engine`` say
-        whether a declaration of this kind takes a model or an engine, so that spec validation can refuse
-        one that is missing or out of place.
+        ``check`` validates a declaration's options (see :func:`accepts`); ``model``, ``engine`` and
+        ``corpus`` say whether a declaration of this kind takes a model, an engine or a corpus, so that
+        spec validation can refuse one that is missing or out of place.
         """
 
         def wrap(build: B) -> B:
-            self.add(kind, build, check=check, model=model, engine=engine)
+            self.add(kind, build, check=check, model=model, engine=engine, corpus=corpus)
             return build
 
         return wrap
@@ -202,12 +205,13 @@ class Kinds(Generic[B]):
         check: Callable[[dict[str, Any]], None] | None = None,
         model: Need = "optional",
         engine: Need = "optional",
+        corpus: Need = "optional",
     ) -> None:
         """Register ``build`` under ``kind`` (the same builder twice is fine; another one is an error)."""
         if kind in self._kinds and self._kinds[kind].build is not build:
             raise ValueError(f"{self.what} kind {kind!r} is registered twice")
         module = getattr(build, "__module__", "")
-        self._kinds[kind] = Kind(kind, build, _summary(build), module, check, model, engine)
+        self._kinds[kind] = Kind(kind, build, _summary(build), module, check, model, engine, corpus)
 
     def get(self, kind: str) -> Kind:
         """The kind called ``kind``."""
@@ -230,7 +234,7 @@ VERIFIER_KINDS: Kinds[Callable[..., Any]] = Kinds("verifier")
 ENGINE_KINDS: Kinds[Callable[..., Any]] = Kinds("engine")
 """Engine builders by kind: ``build(config: samplers.EngineConfig) -> Engine``."""
 RETRIEVER_KINDS: Kinds[Callable[..., Any]] = Kinds("retriever")
-"""Retriever builders by kind."""
+"""Retriever builders by kind: ``build(decl: archon.retrieval.RetrieverDecl) -> Retriever``."""
 
 ENTRY_POINT_GROUPS: dict[str, Registry | Kinds[Any]] = {
     "archon.operators": OPERATORS,

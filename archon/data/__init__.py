@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,17 +69,78 @@ def load(name_or_path: str | Path, split: str = "dev") -> list[Problem]:
     raise DataError(f"no data set or file named {text!r}{hint}")
 
 
-def corpus(name: str) -> list[Document]:
-    """The documents of an embedded retrieval corpus (``"facts"``)."""
-    if name not in CORPORA:
-        raise DataError(f"no embedded corpus named {name!r}; corpora: {', '.join(CORPORA)}")
-    path = EMBEDDED_DIR / name / f"{CORPORA[name]}.jsonl"
-    docs = []
-    with path.open(encoding="utf-8") as f:
-        for row in f:
-            d = json.loads(row)
-            docs.append(Document(id=d["id"], title=d["title"], text=d["text"]))
+def corpus(name_or_path: str | Path) -> list[Document]:
+    """The documents of an embedded retrieval corpus (``"facts"``) or of a user's JSONL corpus file.
+
+    A corpus file holds one document per line, ``{"id": ..., "text": ..., "title": ...}`` (``title``
+    optional; ``id`` defaults to ``line-N``); it is read by the rules of :func:`read_jsonl`: a
+    malformed line is an error naming the file, the line and the field.
+    """
+    text = str(name_or_path)
+    if text in CORPORA:
+        return read_corpus(EMBEDDED_DIR / text / f"{CORPORA[text]}.jsonl")
+    p = Path(text).expanduser()
+    if p.is_file():
+        return read_corpus(p)
+    close = difflib.get_close_matches(text, list(CORPORA), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; embedded corpora: {', '.join(CORPORA)}"
+    raise DataError(f"no corpus or file named {text!r}{hint}")
+
+
+_DOC_KEYS = {"id", "title", "text"}
+
+
+def read_corpus(path: str | Path) -> list[Document]:
+    """Parse a JSONL corpus file, validating every line (see :func:`corpus`)."""
+    path = Path(path)
+    docs: list[Document] = []
+    ids: dict[str, int] = {}
+    for where, lineno, row in _json_lines(path):
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        unknown = sorted(set(row) - _DOC_KEYS)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(_DOC_KEYS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DataError(f"{where}: unknown field {unknown[0]!r}{hint}; allowed: {', '.join(sorted(_DOC_KEYS))}")
+        if not isinstance(row.get("text"), str) or not row["text"].strip():
+            what = "is missing" if "text" not in row else "must be a non-empty string"
+            raise DataError(f"{where}: field 'text' {what}")
+        doc_id = row.get("id", f"line-{lineno}")
+        if not isinstance(doc_id, str | int) or isinstance(doc_id, bool):
+            raise DataError(f"{where}: field 'id' must be a string or an integer")
+        title = row.get("title", "")
+        if not isinstance(title, str):
+            raise DataError(f"{where}: field 'title' must be a string")
+        doc_id = str(doc_id)
+        if doc_id in ids:
+            raise DataError(f"{where}: field 'id': {doc_id!r} repeats line {ids[doc_id]}")
+        ids[doc_id] = lineno
+        docs.append(Document(id=doc_id, title=title, text=row["text"]))
+    if not docs:
+        raise DataError(f"{path}: no documents in file")
     return docs
+
+
+def _json_lines(path: Path) -> Iterator[tuple[str, int, Any]]:
+    """``(file:line, line number, parsed JSON)`` of each non-blank line; bad bytes or JSON raise DataError."""
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    with f:
+        for lineno, data in enumerate(f, start=1):  # bytes: a bad byte is reported with its line
+            where = f"{path}:{lineno}"
+            try:
+                raw = data.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{where}: not UTF-8 text (byte {e.start + 1} of the line)") from None
+            if not raw.strip():
+                continue
+            try:
+                yield where, lineno, json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
 
 
 def splits(name: str) -> dict[str, int]:
@@ -101,28 +163,12 @@ def read_jsonl(path: str | Path) -> list[Problem]:
     path = Path(path)
     problems: list[Problem] = []
     ids: dict[str, int] = {}
-    try:
-        f = path.open("rb")
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
-    with f:
-        for lineno, data in enumerate(f, start=1):  # bytes: a bad byte is reported with its line
-            where = f"{path}:{lineno}"
-            try:
-                raw = data.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"{where}: not UTF-8 text (byte {e.start + 1} of the line)") from None
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-            problem = _problem(row, where, lineno)
-            if problem.id in ids:
-                raise DataError(f"{where}: field 'id': {problem.id!r} repeats line {ids[problem.id]}")
-            ids[problem.id] = lineno
-            problems.append(problem)
+    for where, lineno, row in _json_lines(path):
+        problem = _problem(row, where, lineno)
+        if problem.id in ids:
+            raise DataError(f"{where}: field 'id': {problem.id!r} repeats line {ids[problem.id]}")
+        ids[problem.id] = lineno
+        problems.append(problem)
     if not problems:
         raise DataError(f"{path}: no problems in file")
     return problems

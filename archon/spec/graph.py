@@ -134,7 +134,11 @@ def _op_problems(i: int, node: NodeSpec) -> list[str]:
                 if key is not None and isinstance(params.get(str(key)), Tunable):
                     continue
                 where = "params" if key not in node.by_op.get(name, {}) else f"by_op.{name}"
-                out.append(f"pipeline[{i}].{where}.{spec_path(tuple(err['loc']))}: {err['msg']}")
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                if not err["loc"]:  # a check of several params together: the node's params as a whole
+                    out.append(f"pipeline[{i}].{where}: {msg}")
+                    continue
+                out.append(f"pipeline[{i}].{where}.{spec_path(tuple(err['loc']))}: {msg}")
     if tuned_op and accepted_any:
         for k in node.params:
             if k not in accepted_any:

@@ -191,9 +191,11 @@ class VerifierSpec(_Strict):
 
 
 class RetrieverSpec(_Strict):
-    """A named retriever (the retrieval issue defines the kinds)."""
+    """A named retriever: its kind, the corpus it indexes (or the retrievers it combines), its options."""
 
-    kind: str
+    kind: str = Field(description="bm25, dense, hybrid, or a plugin's retriever kind (`archon ops --kinds`)")
+    corpus: str | None = Field(None, description="an embedded corpus name (facts) or a JSONL file of documents")
+    of: list[str] = Field(default_factory=list, description="declared retrievers this one combines (hybrid)")
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -205,6 +207,10 @@ class RetrieverSpec(_Strict):
             kind = RETRIEVER_KINDS.get(self.kind)
         except UnknownOperatorError as exc:
             raise ValueError(str(exc)) from None
+        if kind.corpus == "none" and self.corpus is not None:
+            raise ValueError(f"@corpus: kind {self.kind!r} takes no corpus (it searches what it combines)")
+        if kind.corpus == "required" and not self.corpus:
+            raise ValueError(f"kind {self.kind!r} needs a corpus (corpus: an embedded corpus name or a JSONL file)")
         if kind.check is not None:
             kind.check(self.options)
         return self
@@ -401,6 +407,19 @@ class Spec(_Strict):
             if node.id in seen:
                 raise ValueError(f"node id {node.id!r} is used twice")
             seen.add(node.id)
+        return self
+
+    @model_validator(mode="after")
+    def _combined_retrievers(self) -> Spec:
+        for name, r in self.retrievers.items():
+            for member in r.of:
+                if member == name:
+                    raise ValueError(f"retrievers.{name}.of: a retriever cannot combine itself")
+                if member not in self.retrievers:
+                    known = ", ".join(sorted(set(self.retrievers) - {name})) or "none"
+                    raise ValueError(f"retrievers.{name}.of: no retriever {member!r} declared (declared: {known})")
+                if self.retrievers[member].of:
+                    raise ValueError(f"retrievers.{name}.of: {member!r} combines retrievers itself (one level only)")
         return self
 
     def tunables(self) -> dict[str, TuneRange]:

@@ -359,8 +359,10 @@ class Study:
         """The best feasible configuration (or the Pareto front), with its score on the whole split.
 
         With a minibatch, the best ``reevaluate`` feasible trials (every front member for two objectives)
-        are re-scored on the whole split, and only configurations feasible there are reported. No
-        infeasible configuration is ever reported as best.
+        are re-scored on the whole split, and only configurations feasible there are reported. When none
+        of them is feasible there (a trial whose minibatch cost was just under the budget can be just over
+        it on the split), the next feasible trials are re-scored, ``reevaluate`` at a time, until one is or
+        none is left. No infeasible configuration is ever reported as best.
         """
         feasible = sorted(self.feasible_trials(), key=lambda t: self._rank(t.user_attrs))
         minibatch = len(self.search_problems) < len(self.problems)
@@ -373,6 +375,10 @@ class Study:
             picked = feasible[: max(1, self.options.reevaluate)] if minibatch else feasible[:1]
         if minibatch and self.options.reevaluate:
             configurations = self.reevaluate(picked)
+            step, rest = max(1, self.options.reevaluate), feasible[len(picked) :]
+            while not multi and rest and not any(c.score.get("feasible", True) for c in configurations):
+                configurations += self.reevaluate(rest[:step])
+                rest = rest[step:]
         else:
             configurations = [Configuration(t.number, dict(t.params), dict(t.user_attrs)) for t in picked]
         ok = [c for c in configurations if c.score.get("feasible", True)]

@@ -26,19 +26,27 @@ def test_the_space_offers_sampling_and_search_with_their_knobs() -> None:
         "answer.beam_search.width",
         "answer.particle_filter.particles",
     } <= names
-    assert spec.pipeline[0].op.tune.choices == ["best_of_n", "weighted_vote", "beam_search", "particle_filter"]
+    assert spec.pipeline[0].op.tune.choices == [
+        "best_of_n",
+        "weighted_vote",
+        "beam_search",
+        "dvts",
+        "particle_filter",
+        "particle_gibbs",
+    ]
 
 
 @pytest.mark.slow
 def test_a_short_study_tries_every_technique_and_writes_a_runnable_best(tmp_path: Path) -> None:
-    flags = ["--limit", "2", "--trials", "8", "--minibatch", "2", "--out", str(tmp_path), "--json"]
+    flags = ["--limit", "2", "--trials", "11", "--minibatch", "2", "--out", str(tmp_path), "--json"]
     out = archon("tune", str(SPEC), *flags)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["trials"].get("complete") == 8 and result["best"] is not None, result["trials"]
+    assert result["trials"].get("complete") == 11 and result["best"] is not None, result["trials"]
     study = optuna.load_study(study_name="tune_search", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     ops = {t.params["answer.op"] for t in study.trials if t.params}
-    assert ops == {"best_of_n", "weighted_vote", "beam_search", "particle_filter"}  # the startup design covers them
+    # the startup design covers every op
+    assert ops == {"best_of_n", "weighted_vote", "beam_search", "dvts", "particle_filter", "particle_gibbs"}
     run = archon("run", str(tmp_path / "best.yaml"), "--limit", "2", "--json")
     assert run.returncode == 0, run.stderr[-2000:]
 

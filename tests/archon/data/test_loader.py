@@ -76,5 +76,5 @@ def test_unknown_names_and_splits_are_explained(tmp_path):
         data.load("arith", split="train")
     with pytest.raises(DataError, match="no problems"):
         data.load(write(tmp_path, [""]))
-    with pytest.raises(DataError, match="no embedded corpus"):
+    with pytest.raises(DataError, match="no corpus or file named 'arith'"):
         data.corpus("arith")

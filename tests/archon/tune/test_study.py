@@ -122,6 +122,24 @@ def test_minibatch_trials_are_reevaluated_on_the_whole_split(tmp_path: Path) -> 
     assert result["best"]["full"]["problems"] == 8
 
 
+def test_when_the_best_trials_do_not_fit_on_the_whole_split_the_next_ones_are_rescored(tmp_path: Path) -> None:
+    s = spec(trials=5, minibatch=4, reevaluate=1, budget={"flops": 1e12})
+    study = Study(s, PROBLEMS, tmp_path, TuneSpec.of(s))
+    try:
+        study.optimize()
+        ranked = sorted(study.feasible_trials(), key=lambda t: study._rank(t.user_attrs))
+        assert len(ranked) >= 3
+        # the best two were over the budget on the whole split (as a trial just under it on the minibatch can be)
+        for t in ranked[:2]:
+            study.study.set_user_attr(f"full:{t.number}", {"accuracy": 1.0, "problems": 8, "feasible": False})
+        result = study.result()
+    finally:
+        study.close()
+    full = {k for k in study.study.user_attrs if k.startswith("full:")}
+    assert full == {f"full:{t.number}" for t in ranked[:3]}  # re-scored one at a time until one fit
+    assert result["best"]["number"] == ranked[2].number and result["best"]["full"]["feasible"]
+
+
 def test_two_objectives_give_a_front(tmp_path: Path) -> None:
     study, result = run_study(tmp_path, spec(trials=8, objectives=["accuracy", "flops"]))
     front = result["front"]

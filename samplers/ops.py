@@ -63,7 +63,7 @@ async def sample(ctx: Context, state: State, p: SampleParams) -> State:
     engine = ctx.engine(p.engine)
     completions = await draw(
         engine,
-        state.problem.messages(),
+        state.messages(),
         p.n,
         temperature=p.temperature,
         top_p=p.top_p,

@@ -50,7 +50,7 @@ async def beam_search(ctx: Context, state: State, p: BeamSearchParams) -> State:
     step = p.step_options()
     tree = Tree()
     higher = ctx.process_verifier(p.prm).higher_is_better
-    start = root(engine, state.problem.messages())
+    start = root(engine, state.messages())
     finished: list[tuple[Partial, int]] = []
     live: list[tuple[Partial, int]] = []
     rounds = 0

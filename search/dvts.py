@@ -48,7 +48,7 @@ async def dvts(ctx: Context, state: State, p: DVTSParams) -> State:
     step = p.step_options()
     tree, higher = Tree(), ctx.process_verifier(p.prm).higher_is_better
     subtrees = p.n // p.width
-    start = root(engine, state.problem.messages())
+    start = root(engine, state.messages())
     live: list[tuple[Partial, int | None]] = [(start, None)] * subtrees  # each subtree's current partial
     done: list[tuple[Partial, int]] = []
     rounds = 0

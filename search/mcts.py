@@ -70,7 +70,7 @@ async def mcts(ctx: Context, state: State, p: MCTSParams) -> State:
     higher = ctx.process_verifier(p.prm).higher_is_better
     sign = 1.0 if higher else -1.0
     tree = Tree()
-    top = _Node(root(engine, state.problem.messages()), None)
+    top = _Node(root(engine, state.messages()), None)
     found: list[tuple[Partial, int]] = []  # finished solutions and the tree rows they hang from
     expanded = 0
     rollouts = {"max_tokens": p.max_tokens, "temperature": p.temperature, "answer_marker": p.answer_marker}

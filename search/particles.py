@@ -157,7 +157,7 @@ async def _filter(
     slots are drawn from all ``P`` weights.
     """
     step = {"delimiter": p.delimiter, "answer_marker": p.answer_marker, "max_step_tokens": p.max_step_tokens}
-    start = root(engine, state.problem.messages())
+    start = root(engine, state.messages())
     pool, paths = [start] * p.particles, [()] * p.particles
     logw = [0.0] * p.particles
     removed: list[tuple[Partial, float, tuple[Partial, ...]]] = []

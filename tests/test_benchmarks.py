@@ -123,3 +123,17 @@ def test_search_scaling_quick_run_writes_its_grid_tables_and_plot(tmp_path):
     assert "| beam_search |" in (tmp_path / "search_scaling_quick.md").read_text()
     again = run("benchmarks/search_scaling.py", "--quick", "--results", str(tmp_path))  # resumes: nothing to run
     assert again.returncode == 0 and "k=" not in again.stdout
+
+
+def test_retrieval_benchmark_quick_run_writes_recall_and_the_reader_curve(tmp_path):
+    done = run("benchmarks/retrieval.py", "--quick", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "retrieval_quick.json").read_text())
+    assert set(report["recall"]) == {"bm25", "dense", "hybrid"}
+    for row in report["recall"].values():
+        assert 0 <= row["recall@1"] <= row["recall@5"] <= row["recall@20"] <= 1
+    curve = report["reader"]
+    assert [r["k"] for r in curve] == [0, 1, 2, 3, 5, 10]
+    flops = [r["flops_per_problem"] for r in curve]
+    assert flops == sorted(flops) and flops[-1] > 2 * flops[0]  # every passage is prefill the reader pays for
+    assert all(r["errors"] == 0 for r in curve)

@@ -97,3 +97,22 @@ def test_without_the_rag_extra_a_retriever_fails_in_one_line_naming_it(tmp_path:
     lines = [x for x in out.stderr.strip().splitlines() if x.strip() and "Loading weights" not in x]
     assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
     assert "retrievers.bm25" in lines[0] and "bm25s" in lines[0] and 'pip install -e ".[rag]"' in lines[0]
+
+
+@pytest.mark.slow
+def test_the_retrieval_study_example_tunes_retriever_and_k_and_writes_a_runnable_best(tmp_path: Path) -> None:
+    from tests.archon.test_cli import archon
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "rag_tune.yaml"
+    flags = ["--limit", "4", "--trials", "4", "--minibatch", "2", "--out", str(tmp_path), "--json"]
+    out = archon("tune", str(example), *flags)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["trials"].get("complete") == 4 and result["best"] is not None
+    import optuna
+
+    study = optuna.load_study(study_name="rag_tune", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert {t.params["docs.retriever"] for t in study.trials} == {"bm25", "dense", "hybrid"}  # the startup design
+    run_ = archon("run", str(tmp_path / "best.yaml"), "--limit", "2", "--json")
+    assert run_.returncode == 0, run_.stderr[-2000:]
+    assert json.loads(run_.stdout)["retrievers"]

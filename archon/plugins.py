@@ -22,6 +22,7 @@ from archon.core.registry import load_entry_points
 BUILTIN = (
     "samplers.engines",  # engine kinds: transformers, openai, vllm
     "samplers.ops",  # generation operators: sample, best_of_n, self_consistency
+    "samplers.cascade",  # the small-then-large model cascade
     "verifiers.kinds",  # verifier kinds
     "verifiers.ops",  # judgement operators: score, select, vote, weighted_vote
     "search.beam",  # step-level search: beam search

@@ -9,7 +9,6 @@ per run); encoding each query is charged to the problem that asks, by the encode
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -65,9 +64,8 @@ class DenseRetriever(RetrieverBase):
         self.faiss = require("faiss", what="the dense retriever")
         st = require("sentence_transformers", what="the dense retriever")
         self.model_name, self.batch_size = model, int(batch_size)
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded
         path = encoder_path(model)
-        self.encoder = st.SentenceTransformer(path, device=device)
+        self.encoder = st.SentenceTransformer(path, device=device, local_files_only=True)  # nothing is downloaded
         self.max_length = int(self.encoder.max_seq_length)
         config = json.loads((Path(path) / "config.json").read_text())
         self.cost = _encoder_cost(config, name=Path(path).name)

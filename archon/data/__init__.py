@@ -96,13 +96,7 @@ def read_corpus(path: str | Path) -> list[Document]:
     docs: list[Document] = []
     ids: dict[str, int] = {}
     for where, lineno, row in _json_lines(path):
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-        unknown = sorted(set(row) - _DOC_KEYS)
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], sorted(_DOC_KEYS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise DataError(f"{where}: unknown field {unknown[0]!r}{hint}; allowed: {', '.join(sorted(_DOC_KEYS))}")
+        _object_of(row, _DOC_KEYS, where)
         if not isinstance(row.get("text"), str) or not row["text"].strip():
             what = "is missing" if "text" not in row else "must be a non-empty string"
             raise DataError(f"{where}: field 'text' {what}")
@@ -120,6 +114,17 @@ def read_corpus(path: str | Path) -> list[Document]:
     if not docs:
         raise DataError(f"{path}: no documents in file")
     return docs
+
+
+def _object_of(row: Any, keys: set[str], where: str) -> None:
+    """Refuse a line that is not a JSON object, or has a field outside ``keys`` (with a close match as hint)."""
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    unknown = sorted(set(row) - keys)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(keys), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DataError(f"{where}: unknown field {unknown[0]!r}{hint}; allowed: {', '.join(sorted(keys))}")
 
 
 def _json_lines(path: Path) -> Iterator[tuple[str, int, Any]]:
@@ -175,13 +180,7 @@ def read_jsonl(path: str | Path) -> list[Problem]:
 
 
 def _problem(row: Any, where: str, lineno: int) -> Problem:
-    if not isinstance(row, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    unknown = sorted(set(row) - _KEYS)
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], sorted(_KEYS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise DataError(f"{where}: unknown field {unknown[0]!r}{hint}; allowed: {', '.join(sorted(_KEYS))}")
+    _object_of(row, _KEYS, where)
     if "question" not in row:
         raise DataError(f"{where}: field 'question' is missing")
     question = row["question"]

@@ -23,6 +23,7 @@ BUILTIN = (
     "samplers.engines",  # engine kinds: transformers, openai, vllm
     "samplers.ops",  # generation operators: sample, best_of_n, self_consistency
     "samplers.cascade",  # the small-then-large model cascade
+    "samplers.entropy_switch",  # token-level switching between a small and a large model
     "verifiers.kinds",  # verifier kinds
     "verifiers.ops",  # judgement operators: score, select, vote, weighted_vote
     "search.beam",  # step-level search: beam search

@@ -172,14 +172,15 @@ class OpenAIEngine(EngineBase):
         the model's distribution before sampling adjustments), cut like the text at a stop string.
 
         Raises:
-            UnsupportedFeatureError: ``request.entropies`` (an API returns at most the top-k logprobs, not
-                the full distribution whose entropy is asked for), or ``request.logprobs`` from a server
-                that returns none.
+            UnsupportedFeatureError: ``request.entropies`` or an entropy exit (an API returns at most the
+                top-k logprobs, not the full distribution whose entropy is asked for), or ``request.logprobs``
+                from a server that returns none.
             EngineError: The server failed, or refused the request (the status and its message).
         """
-        if request.entropies:
+        if request.entropies or request.entropy_exits:
+            what = "entropies" if request.entropies else "exit_entropy_above / exit_calm_below"
             raise UnsupportedFeatureError(
-                f"{self.base_url}: GenRequest.entropies needs the full next-token distribution, which an "
+                f"{self.base_url}: GenRequest.{what} needs the full next-token distribution, which an "
                 "OpenAI-compatible API does not return (only top-k logprobs); use a local engine"
             )
         start = time.perf_counter()

@@ -119,6 +119,7 @@ class _Row:
     finish: FinishReason | None = None
     stop_str: str | None = None
     kept: bool = False  # its KV went to the prefix cache
+    stopped_unsure: bool = False  # it ended at exit_entropy_above (before choosing: every token of it was fed)
 
 
 class TransformersEngine(EngineBase):
@@ -546,7 +547,7 @@ class TransformersEngine(EngineBase):
         tokens = chosen.tolist()
         lps: list[float] | None = None
         ents: list[float] | None = None
-        if any(reqs[ri].logprobs or reqs[ri].entropies for ri in live):
+        if any(reqs[ri].logprobs or reqs[ri].entropies or reqs[ri].entropy_exits for ri in live):
             logp, ent = log_softmax_and_entropy(logits)
             lps = logp.gather(1, chosen.unsqueeze(1)).squeeze(1).tolist()
             ents = ent.tolist()
@@ -558,12 +559,15 @@ class TransformersEngine(EngineBase):
             if row.finish is not None:
                 continue
             req = reqs[ri]
+            if ents is not None and req.exit_entropy_above is not None and _unsure(row, ents[b], req):
+                row.finish, row.stopped_unsure = "switch", True  # hand over before choosing a token
+                continue
             tok = tokens[b]
             row.tokens.append(tok)
             appended += 1
             if lps is not None and req.logprobs:
                 row.logprobs.append(lps[b])
-            if ents is not None and req.entropies:
+            if ents is not None and (req.entropies or req.entropy_exits):
                 row.entropies.append(ents[b])
             if tok in eos:
                 row.finish = "eos"
@@ -571,6 +575,8 @@ class TransformersEngine(EngineBase):
                 row.finish = "stop"
             elif len(row.tokens) >= req.max_tokens or pos[b] + 1 >= ctx:
                 row.finish = "length"
+            elif req.exit_calm_below is not None and _calm(row, req):
+                row.finish = "switch"
         self.stats.decoded_tokens += appended
 
     def _hit_stop(self, row: _Row, req: GenRequest) -> bool:
@@ -585,14 +591,21 @@ class TransformersEngine(EngineBase):
         return True
 
     def _cache_completion(self, row: _Row, cache: DynamicCache, b: int, t0: int) -> None:
-        """Keep the KV of prompt + step for a completion that ended at a stop string."""
-        n_prompt, n_fed = len(row.seq.ids), len(row.tokens) - 1
-        if row.kept or row.finish != "stop" or not self.prefix_cache.accepts(n_prompt + n_fed):
+        """Keep the KV of prompt + step for a completion that will be continued.
+
+        It ended at a stop string or after a token at ``exit_calm_below`` (its last token not fed yet), or at
+        ``exit_entropy_above`` (before choosing a token: every token of it fed).
+        """
+        if row.kept or row.finish not in ("stop", "switch"):
+            return
+        n_prompt, n_fed = len(row.seq.ids), len(row.tokens) - (0 if row.stopped_unsure else 1)
+        if n_fed <= 0 or not self.prefix_cache.accepts(n_prompt + n_fed):
             return
         row.kept = True
         lo, hi = t0 - n_prompt, t0 + n_fed
         kv = [(layer.keys[b, :, lo:hi].clone(), layer.values[b, :, lo:hi].clone()) for layer in cache.layers]
-        self.prefix_cache.insert(row.seq.ids + tuple(row.tokens[:-1]), kv, extends=self.prefix_cache.get(row.seq.ids))
+        fed = row.seq.ids + tuple(row.tokens[:n_fed])
+        self.prefix_cache.insert(fed, kv, extends=self.prefix_cache.get(row.seq.ids))
 
     def _completion(self, row: _Row, req: GenRequest) -> Completion:
         text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
@@ -631,6 +644,19 @@ class TransformersEngine(EngineBase):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _unsure(row: _Row, entropy: float, req: GenRequest) -> bool:
+    """``exit_entropy_above``: the mean entropy of this step and the ``w - 1`` before it exceeds ``tau``."""
+    tau, w = req.exit_entropy_above  # type: ignore[misc]
+    window = [*row.entropies[len(row.entropies) - (w - 1) :], entropy] if w > 1 else [entropy]
+    return sum(window) / len(window) > tau
+
+
+def _calm(row: _Row, req: GenRequest) -> bool:
+    """``exit_calm_below``: the last ``d`` steps' entropies were all below ``tau``."""
+    tau, d = req.exit_calm_below  # type: ignore[misc]
+    return len(row.entropies) >= d and all(e < tau for e in row.entropies[-d:])
 
 
 def _share_time(results: list[Any], seconds: float, waited: list[float]) -> list[Any]:

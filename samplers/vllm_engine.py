@@ -118,7 +118,8 @@ def sampling_kwargs(request: GenRequest, *, entropy_top_k: int | None = None) ->
             ``None`` refuses such requests.
 
     Raises:
-        UnsupportedFeatureError: The request asks for entropies and ``entropy_top_k`` is ``None``.
+        UnsupportedFeatureError: The request asks for entropies and ``entropy_top_k`` is ``None``, or for
+            an entropy exit.
 
     Example:
         >>> kw = sampling_kwargs(GenRequest("2 + 3 =", n=4, max_tokens=8, stop="\n", top_k=0))
@@ -127,6 +128,11 @@ def sampling_kwargs(request: GenRequest, *, entropy_top_k: int | None = None) ->
         >>> sampling_kwargs(GenRequest("x", n=3, temperature=0))["n"]
         1
     """
+    if request.entropy_exits:
+        raise UnsupportedFeatureError(
+            "GenRequest.exit_entropy_above / exit_calm_below: the vLLM engine does not end a completion on "
+            "its entropy; entropy-adaptive switching needs the transformers engine"
+        )
     if request.entropies and entropy_top_k is None:
         raise UnsupportedFeatureError(
             "GenRequest.entropies: vLLM returns top-k log-probabilities, not the full distribution; "

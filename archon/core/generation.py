@@ -20,7 +20,9 @@ from budgets import ModelFacts
 Prompt = str | Sequence[Message] | Sequence[int]
 """Plain text, chat messages (the engine applies the model's chat template) or token ids."""
 
-FinishReason = Literal["stop", "length", "eos"]
+FinishReason = Literal["stop", "length", "eos", "switch"]
+"""Why a completion ended: a stop string, ``max_tokens`` or the context, the model's EOS, or an entropy exit
+(``GenRequest.exit_entropy_above`` / ``exit_calm_below``: another model should take over)."""
 
 
 class RequestError(ArchonError, ValueError):
@@ -61,6 +63,14 @@ class GenRequest:
             (before temperature, top-p and top-k).
         entropies: Return the entropy (nats) of the full next-token distribution at every step
             (before temperature), as entropy-adaptive decoding needs.
+        exit_entropy_above: ``(tau, w)``: end the completion *before* choosing a token when the mean
+            entropy of the last ``w`` steps of this completion (this step's included; fewer at its start)
+            exceeds ``tau`` -- the small model of entropy-adaptive decoding handing over. The completion
+            then has every token it chose, all of them fed to the model, and ``finish_reason`` ``"switch"``.
+        exit_calm_below: ``(tau, d)``: end the completion *after* a token once the entropies of its
+            last ``d`` steps were all below ``tau`` -- the large model handing back. ``"switch"`` too.
+            Only engines that compute full distributions locally honour the two exits (the transformers
+            engine); the others refuse them.
 
     Example:
         >>> GenRequest("2 + 3 =", n=4, max_tokens=8, stop="\n").stop
@@ -82,6 +92,8 @@ class GenRequest:
     seed: int | None = None
     logprobs: bool = False
     entropies: bool = False
+    exit_entropy_above: tuple[float, int] | None = None
+    exit_calm_below: tuple[float, int] | None = None
 
     def __post_init__(self) -> None:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
@@ -103,6 +115,15 @@ class GenRequest:
         _check(isinstance(self.top_k, int) and self.top_k >= 0, "top_k", f"must be >= 0 (0: off), got {self.top_k!r}")
         _check(all(isinstance(s, str) and s for s in stop), "stop", f"must be non-empty strings, got {stop!r}")
         _check(self.seed is None or isinstance(self.seed, int), "seed", f"must be an integer, got {self.seed!r}")
+        for name in ("exit_entropy_above", "exit_calm_below"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _exit(name, value))
+
+    @property
+    def entropy_exits(self) -> bool:
+        """Whether this request asks for an entropy exit (only some engines can honour one)."""
+        return self.exit_entropy_above is not None or self.exit_calm_below is not None
 
     @property
     def greedy(self) -> bool:
@@ -320,6 +341,14 @@ def _jsonable(prompt: Prompt) -> Any:
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _exit(name: str, value: Any) -> tuple[float, int]:
+    ok = isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
+    tau, width = value if ok else (None, None)
+    ok = ok and _is_number(tau) and tau >= 0 and isinstance(width, int) and not isinstance(width, bool) and width >= 1
+    _check(ok, name, f"must be (tau >= 0, tokens >= 1), got {value!r}")
+    return float(tau), int(width)  # type: ignore[arg-type]
 
 
 def _check(ok: bool, name: str, message: str) -> None:

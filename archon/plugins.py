@@ -32,6 +32,8 @@ BUILTIN = (
     "search.mcts",  # Monte Carlo tree search
     "archon.retrieval.kinds",  # retriever kinds: bm25, dense, hybrid
     "archon.retrieval.ops",  # retrieve, with_context
+    "archon.retrieval.drag",  # demonstrations (DRAG many-shot)
+    "archon.retrieval.iterdrag",  # iterdrag (interleaved retrieval for multi-hop questions)
 )
 """The project's own modules that register operators and kinds."""
 

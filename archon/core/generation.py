@@ -138,6 +138,9 @@ class GenRequest:
         """A content hash of the request, for caches of generations."""
         data = asdict(self)
         data["prompt"] = _jsonable(self.prompt)
+        for name in ("exit_entropy_above", "exit_calm_below"):  # unset: the keys requests had before them
+            if data[name] is None:
+                del data[name]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 
 

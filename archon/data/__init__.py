@@ -33,7 +33,7 @@ from typing import Any
 from archon.core import DataError, Problem
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
-EMBEDDED = {"arith": ("dev", "test"), "facts": ("dev", "test")}
+EMBEDDED = {"arith": ("dev", "test"), "facts": ("dev", "test", "multihop_dev", "multihop_test")}
 CORPORA = {"facts": "corpus"}
 _KEYS = {"id", "question", "answer", "tests", "metadata"}
 

@@ -20,6 +20,8 @@ ARITH_SIZES = {"dev": 500, "test": 1000}
 FACTS_SEED = 7
 FACTS_PEOPLE = 2200
 FACTS_SIZES = {"dev": 500, "test": 1000}
+MULTIHOP_SIZES = {"multihop_dev": 300, "multihop_test": 500}
+TOWNS_SEED = 11
 
 
 def facts_people() -> list[facts.Person]:
@@ -49,11 +51,19 @@ def build(out: Path) -> dict[str, int]:
         seen.update(p.question for p in probs)  # type: ignore[misc]
         counts[f"arith/{split}"] = write_jsonl(out / "arith" / f"{split}.jsonl", (p.to_dict() for p in probs))
     persons = facts_people()
-    counts["facts/corpus"] = write_jsonl(out / "facts" / "corpus.jsonl", facts.corpus_records(persons))
+    places = facts.towns(persons, seed=TOWNS_SEED)
+    records = facts.corpus_records(persons) + facts.town_records(places)  # the towns after the people
+    counts["facts/corpus"] = write_jsonl(out / "facts" / "corpus.jsonl", records)
     used: set[tuple[int, str]] = set()
     for i, split in enumerate(("dev", "test")):
         qs = facts.questions(
             persons, FACTS_SIZES[split], seed=FACTS_SEED + 1 + i, id_prefix=f"facts-{split}", exclude=used
+        )
+        counts[f"facts/{split}"] = write_jsonl(out / "facts" / f"{split}.jsonl", (q.to_dict() for q in qs))
+    hops: set[tuple[int, str]] = set()
+    for i, split in enumerate(MULTIHOP_SIZES):
+        qs = facts.multihop_questions(
+            persons, places, MULTIHOP_SIZES[split], seed=TOWNS_SEED + 1 + i, id_prefix=f"facts-{split}", exclude=hops
         )
         counts[f"facts/{split}"] = write_jsonl(out / "facts" / f"{split}.jsonl", (q.to_dict() for q in qs))
     return counts

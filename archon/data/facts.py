@@ -15,6 +15,16 @@ answer on a ``#### value`` line, as arith solutions do.
 Names of people and cities are built from syllables, so no model can know the
 facts without reading the corpus; the training world of the embedded models is
 drawn from a different seed and shares no person with the shipped corpus.
+
+**Multi-hop questions.** Each birthplace also has a document of its own::
+
+    Teshmar is a town in the province of Dorvane, on the river Kelu.
+
+and a multi-hop question asks for a fact of a person's birthplace ("In which
+province was Varnel Okoru born?"): answering needs the person's document (the
+bridge: the town) and then the town's (the province), two retrievals when the
+second query is written from the first answer. Their gold documents are both,
+in hop order; their own splits are ``multihop_dev`` and ``multihop_test``.
 """
 
 from __future__ import annotations
@@ -205,6 +215,104 @@ class Person:
         """The reference answer: quote the sentence that states the fact, then ``#### value``."""
         quote = self.sentences()[0 if attribute in ("city", "year") else 1]
         return f"{quote}\n#### {self.fact(attribute)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Town:
+    """One birthplace of the facts world: its province and its river."""
+
+    name: str
+    province: str
+    river: str
+
+    def fact(self, attribute: str) -> str:
+        """The value of ``province`` or ``river``."""
+        return str(getattr(self, attribute))
+
+    def document(self) -> str:
+        """The town's document text (one sentence)."""
+        return f"{self.name} is a town in the province of {self.province}, on the river {self.river}."
+
+
+TOWN_ATTRIBUTES = ("province", "river")
+MULTIHOP_QUESTIONS = {
+    "province": "In which province was {name} born?",
+    "river": "On which river lies the town where {name} was born?",
+}
+
+
+def towns(persons: Sequence[Person], *, seed: int, provinces: int = 16, rivers: int = 24) -> list[Town]:
+    """A document for every birthplace of ``persons`` (sorted by name), drawn with its own seed.
+
+    Province and river names are syllable words distinct from every town name.
+    """
+    rng = random.Random(seed)
+    names = sorted({p.city for p in persons})
+    taken = set(names)
+
+    def fresh(count: int) -> list[str]:
+        out: list[str] = []
+        while len(out) < count:
+            w = _word(rng, 2, 3)
+            if w not in taken:
+                taken.add(w)
+                out.append(w)
+        return out
+
+    province_names, river_names = fresh(provinces), fresh(rivers)
+    return [Town(n, rng.choice(province_names), rng.choice(river_names)) for n in names]
+
+
+def town_records(places: Sequence[Town]) -> list[dict[str, str]]:
+    """Corpus rows of the towns: ids ``town-00000`` ..., the town's name as title."""
+    return [{"id": f"town-{i:05d}", "title": t.name, "text": t.document()} for i, t in enumerate(places)]
+
+
+def multihop_questions(
+    persons: Sequence[Person],
+    places: Sequence[Town],
+    count: int,
+    *,
+    seed: int,
+    id_prefix: str,
+    exclude: set[tuple[int, str]] | None = None,
+) -> list[Problem]:
+    """Two-hop questions: a fact of a person's birthplace (``exclude`` as for :func:`questions`).
+
+    The reference solution quotes the person's birth sentence, then the town's sentence, then gives
+    the answer; ``metadata["gold_doc_ids"]`` lists the person's document, then the town's.
+    """
+    rng = random.Random(seed)
+    used = exclude if exclude is not None else set()
+    index = {t.name: i for i, t in enumerate(places)}
+    twins = _twin_ids(persons)
+    out: list[Problem] = []
+    while len(out) < count:
+        i = rng.randrange(len(persons))
+        attr = rng.choice(TOWN_ATTRIBUTES)
+        if (i, attr) in used:
+            continue
+        used.add((i, attr))
+        p = persons[i]
+        t = index[p.city]
+        town = places[t]
+        out.append(
+            Problem(
+                id=f"{id_prefix}-{len(out):05d}",
+                question=MULTIHOP_QUESTIONS[attr].format(name=p.name),
+                answer=town.fact(attr),
+                metadata={
+                    "gold_doc_ids": [f"doc-{i:05d}", f"town-{t:05d}"],
+                    "attribute": attr,
+                    "entity": p.name,
+                    "bridge": p.city,
+                    "hops": 2,
+                    "has_near_duplicate": i in twins,
+                    "solution": f"{p.sentences()[0]}\n{town.document()}\n#### {town.fact(attr)}",
+                },
+            )
+        )
+    return out
 
 
 def _word(rng: random.Random, lo: int, hi: int) -> str:

@@ -218,3 +218,9 @@ def test_n_samples_are_drawn_and_the_knobs_are_validated() -> None:
 
     with pytest.raises(SpecError, match="window"):
         run(window=0)
+
+
+def test_a_request_without_an_exit_keeps_the_cache_key_it_had_before_exits_existed() -> None:
+    request = GenRequest("2+3", n=2, stop="\n")
+    assert request.key() == "79949f04697f5b61b64ea14ce64fe60a"  # the key before the exit fields were added
+    assert request.replace(exit_calm_below=(1.0, 2)).key() != request.key()

@@ -58,3 +58,26 @@ def test_context_prompt_lists_documents_before_the_question():
     text = facts.context_prompt("Where was A B born?", ["doc one", "doc two"])
     assert text == "Context:\ndoc one\ndoc two\n\nQuestion: Where was A B born?"
     assert facts.context_prompt("Q?", []) == "Q?"
+
+
+def test_multihop_questions_need_the_person_then_the_birthplace():
+    docs = {d.id: d for d in data.corpus("facts")}
+    towns = {d.title: d for d in docs.values() if d.id.startswith("town-")}
+    persons = [p for p in docs.values() if p.id.startswith("doc-")]
+    assert len(towns) == len({re.match(r".* born in (\w+) in", p.text).group(1) for p in persons})  # one per birthplace
+    seen = set()
+    for split in ("multihop_dev", "multihop_test"):
+        probs = data.load("facts", split=split)
+        assert len(probs) >= 300
+        for p in probs:
+            person, town = (docs[g] for g in p.metadata["gold_doc_ids"])
+            assert person.title == p.metadata["entity"] in p.question and p.metadata["hops"] == 2
+            bridge = p.metadata["bridge"]
+            assert f"born in {bridge} in" in person.text and town.title == bridge and towns[bridge] is town
+            assert bridge not in p.question and p.answer not in person.text  # one document does not answer it
+            assert re.search(rf"\b{re.escape(p.answer)}\b", town.text)
+            first, second, answer_line = p.metadata["solution"].split("\n")
+            assert first in person.text and second == town.text and answer_line == f"#### {p.answer}"
+            key = (p.metadata["entity"], p.metadata["attribute"])
+            assert key not in seen  # the splits are disjoint
+            seen.add(key)

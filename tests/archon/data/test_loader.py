@@ -18,7 +18,7 @@ def test_embedded_sets_load_as_problems():
     assert len(dev) == 500 and all(isinstance(p, Problem) for p in dev)
     assert dev[0].answer is not None and "steps" in dev[0].metadata
     assert len(data.load("arith", split="test")) == 1000
-    assert data.splits("facts") == {"dev": 500, "test": 1000, "corpus": 2200}
+    assert data.splits("facts") == {"dev": 500, "test": 1000, "multihop_dev": 300, "multihop_test": 500, "corpus": 2320}
 
 
 def test_a_good_user_file_loads(tmp_path):

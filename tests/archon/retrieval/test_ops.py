@@ -54,7 +54,7 @@ def test_the_reader_is_sent_the_retrieved_passages_and_charged_their_prefill() -
     extra = sum(len(docs[p["id"]].text) + 1 for r in r5.records for p in r["trace"][0]["passages"][1:])
     assert prompt5 - prompt1 == extra  # a character-level reader: each added passage's characters, and a newline
     assert five["cost"]["by_node"]["docs"]["flops"] == 0  # BM25 runs no model
-    assert five["retrievers"]["bm25"]["documents"] == 2200
+    assert five["retrievers"]["bm25"]["documents"] == 2320
 
 
 def test_with_context_caps_the_passages_tokens_dropping_the_lowest_ranked() -> None:

@@ -13,6 +13,11 @@ a tuned retrieval pipeline against the best fixed k, and retrieval's share of a 
    cap), its best run on the same test problems, against the most accurate fixed k whose FLOPs fit.
 4. Retrieval's share of wall time in the runs of 2 (the ``retrieve`` node's measured seconds over the
    run's).
+5. DRAG: tiny-l with its top passage after m = 0, 1, 2, 4 solved dev examples (``demonstrations``), each
+   with its own top passage.
+6. Two-hop questions (``multihop_test``): how often one retrieval for the question finds the person's
+   and the birthplace's documents; tiny-l with k = 2; retrieving again with the first answer as the query;
+   ``iterdrag`` with tiny-l writing the follow-ups.
 
 Writes ``benchmarks/results/retrieval.json`` (``retrieval_quick.json``).
 """
@@ -135,6 +140,87 @@ def reader_curve(problems: list[Any]) -> list[dict[str, Any]]:
     return rows
 
 
+DRAG_MS = (0, 1, 2, 4)
+
+
+def _run(spec: dict[str, Any], problems: list[Any]) -> tuple[dict[str, Any], Any]:
+    from archon.runtime import Runner
+    from archon.spec import parse_spec
+
+    runner = Runner(parse_spec(spec))
+    summary = asyncio.run(runner.run(problems))
+    asyncio.run(runner.aclose())
+    return summary, runner
+
+
+def _base(pipeline: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "engines": {"reader": {"model": "tiny-l"}},
+        "retrievers": {"bm25": {"kind": "bm25", "corpus": "facts"}},
+        "budget": {"hardware": "h100"},
+        "pipeline": pipeline,
+    }
+
+
+ANSWER = {"id": "answer", "op": "sample", "params": {"engine": "reader", "n": 1, "temperature": 0, "max_tokens": 96}}
+
+
+def drag_curve(problems: list[Any]) -> list[dict[str, Any]]:
+    """DRAG: tiny-l with its top BM25 passage after m solved dev examples, each with its own top passage."""
+    rows = []
+    for m in DRAG_MS:
+        pipeline = [{"id": "docs", "op": "retrieve", "params": {"retriever": "bm25", "k": 1}},
+                    {"id": "shots", "op": "demonstrations", "inputs": ["docs"],
+                     "params": {"m": m, "k": 1, "retriever": "bm25"}},
+                    {**ANSWER, "inputs": ["shots"]}]  # fmt: skip
+        s, _ = _run(_base(pipeline), problems)
+        rows.append({"m": m, "k": 1, "accuracy": s["accuracy"], "flops_per_problem": s["per_problem"]["flops"],
+                     "prompt_tokens_per_problem": s["per_problem"]["prompt_tokens"],
+                     "errors": s["errors"]})  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def multihop(problems: list[Any]) -> dict[str, Any]:
+    """Two-hop questions: what one retrieval finds, retrieval again from the first answer, and iterdrag on tiny-l."""
+    bm25 = build_retrievers()["bm25"]
+    found, _ = search_all(bm25, problems, 10)
+    recall = {}
+    for k in (1, 3, 10):
+        first = [p.metadata["gold_doc_ids"][0] in {x.id for x in f[:k]} for p, f in zip(problems, found, strict=True)]
+        both = [set(p.metadata["gold_doc_ids"]) <= {x.id for x in f[:k]} for p, f in zip(problems, found, strict=True)]
+        recall[f"person@{k}"], recall[f"both@{k}"] = sum(first) / len(first), sum(both) / len(both)
+    out: dict[str, Any] = {"problems": len(problems), "one_retrieval_recall": recall, "runs": []}
+    single = [{"id": "docs", "op": "retrieve", "params": {"retriever": "bm25", "k": 2}}, {**ANSWER, "inputs": ["docs"]}]
+    interleaved = [
+        {"id": "docs", "op": "retrieve", "params": {"retriever": "bm25", "k": 1}},
+        {"id": "first", "op": "sample", "inputs": ["docs"],
+         "params": {"engine": "reader", "n": 1, "temperature": 0, "max_tokens": 96}},
+        {"id": "more", "op": "retrieve", "inputs": ["first"],
+         "params": {"retriever": "bm25", "k": 1, "query": "{answer}", "mode": "append"}},
+        {"id": "answer", "op": "sample", "inputs": ["more"],
+         "params": {"engine": "reader", "n": 1, "temperature": 0, "max_tokens": 96}},
+    ]  # fmt: skip
+    iterdrag = [{"id": "answer", "op": "iterdrag", "params": {"engine": "reader", "retriever": "bm25", "k": 1}}]
+    for name, pipeline in (("one retrieval, k = 2", single), ("retrieve again from the first answer", interleaved),
+                           ("iterdrag (tiny-l writes the follow-ups)", iterdrag)):  # fmt: skip
+        s, runner = _run(_base(pipeline), problems)
+        row: dict[str, Any] = {"pipeline": name, "accuracy": s["accuracy"],
+                               "flops_per_problem": s["per_problem"]["flops"], "errors": s["errors"]}  # fmt: skip
+        if name.startswith("retrieve again"):
+            hits = [set(p.metadata["gold_doc_ids"]) <= {x["id"] for e in r["trace"] if e["op"] == "retrieve"
+                                                        for x in e["passages"]}
+                    for p, r in zip(problems, runner.records, strict=True)]  # fmt: skip
+            row["both_gold_in_context"] = sum(hits) / len(hits)
+        if name.startswith("iterdrag"):
+            events = [next(e for e in r["trace"] if e["op"] == "iterdrag") for r in runner.records]
+            row["well_formed_follow_ups_per_problem"] = sum(len(e["hops"]) for e in events) / len(events)
+            row["malformed_share"] = sum(bool(e["malformed"]) for e in events) / len(events)
+        out["runs"].append(row)
+        print(json.dumps(row), flush=True)
+    return out
+
+
 def studies(problems: int, budgets: list[float], trials: int, minibatch: int, curve: list[dict]) -> list[dict]:
     """Tune rag_tune.yaml under each budget; its best on test against the best fixed k that fits."""
     from cli_runs import archon
@@ -207,6 +293,8 @@ def main() -> None:
     for name, row in report["recall"].items():
         print(name, {k: round(v, 3) for k, v in row.items() if isinstance(v, float)}, flush=True)
     report["reader"] = reader_curve(test)
+    report["drag"] = drag_curve(test)
+    report["multihop"] = multihop(data.load("facts", "multihop_test")[:n_reader])
     if not args.quick:
         report["studies"] = studies(n_reader, args.budgets, args.trials, args.minibatch, report["reader"])
     name = "retrieval_quick.json" if args.quick else "retrieval.json"

@@ -360,6 +360,14 @@ def _print_summary(spec: str, name: str, summary: dict[str, Any]) -> None:
     table.add_row("wall seconds (run)", f"{summary['seconds']:.2f}")
     Console().print(table)
     Console().print(cost_table(summary["cost"]["by_node"], summary["cost"]["total"], by="node"))
+    curve = summary.get("scaling")
+    if curve:
+        scaling = Table(title="samples per problem: coverage (unbiased pass@k) and majority@k")
+        for col in ("k", "pass@k", "majority@k", "problems"):
+            scaling.add_column(col, justify="right")
+        for row in zip(curve["k"], curve["pass@k"], curve["majority@k"], curve["problems"], strict=True):
+            scaling.add_row(str(row[0]), f"{row[1]:.3f}", f"{row[2]:.3f}", str(row[3]))
+        Console().print(scaling)
 
 
 def _problems(spec_file: str, s: Any, dataset: str | None, split: str | None, limit: int | None) -> list[Any]:

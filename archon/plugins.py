@@ -24,8 +24,11 @@ BUILTIN = (
     "samplers.ops",  # generation operators: sample, best_of_n, self_consistency
     "samplers.cascade",  # the small-then-large model cascade
     "samplers.entropy_switch",  # token-level switching between a small and a large model
+    "samplers.adaptive_sc",  # adaptive self-consistency
+    "samplers.deepconf",  # confidence-filtered voting, offline and online
     "verifiers.kinds",  # verifier kinds
     "verifiers.ops",  # judgement operators: score, select, vote, weighted_vote
+    "verifiers.rpc",  # rpc_vote: perplexity consistency with reasoning pruning
     "search.beam",  # step-level search: beam search
     "search.dvts",  # diverse verifier tree search
     "search.particles",  # particle filtering and particle Gibbs

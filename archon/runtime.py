@@ -37,6 +37,7 @@ from archon.core.prefixes import ComputedPrefixes
 from archon.core.registry import OPERATORS, RETRIEVER_KINDS, VERIFIER_KINDS
 from archon.core.retrieval import Retriever
 from archon.rundir import append_record, open_run, spec_hash
+from archon.scaling import curves
 from archon.spec.graph import compile_pipeline, output_node
 from archon.spec.load import SpecError
 from archon.spec.models import RetrieverSpec, Spec, VerifierSpec
@@ -376,7 +377,7 @@ def per_sample_seeds(name: str, engine: Any) -> Any:
 
 
 def summarize(records: Sequence[dict[str, Any]], ledger: Ledger, seconds: float) -> dict[str, Any]:
-    """Accuracy, coverage, errors (with the first one), budget refusals and costs of a run, from its records.
+    """Accuracy, coverage, errors (with the first one), budget refusals, costs and scaling curves of a run.
 
     Everything but the measured wall times (``seconds``) depends on the records alone, in their order:
     a run resumed after an interruption has the summary of the same run left alone. ``cost`` sums
@@ -411,6 +412,7 @@ def summarize(records: Sequence[dict[str, Any]], ledger: Ledger, seconds: float)
             "overruns": ledger.overruns,
         },
         "per_problem": {k: v / n for k, v in total.to_dict().items()} if n else {},
+        "scaling": curves(records),
     }
 
 

@@ -44,12 +44,13 @@ CREATE TABLE IF NOT EXISTS samples (
     stop_str TEXT,
     prompt_tokens INTEGER NOT NULL,
     generated_tokens INTEGER NOT NULL,
-    compute_seconds REAL NOT NULL
+    compute_seconds REAL NOT NULL,
+    confidences TEXT
 )
 """
 _COLUMNS = (
     "key, text, token_ids, logprobs, entropies, finish_reason, stop_str, prompt_tokens, generated_tokens, "
-    "compute_seconds"
+    "compute_seconds, confidences"
 )
 
 
@@ -206,6 +207,13 @@ class GenerationCache:
             _wal(conn, self.timeout)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(samples)")}
+            if "confidences" not in columns:  # a cache written before token confidences existed
+                try:
+                    conn.execute("ALTER TABLE samples ADD COLUMN confidences TEXT")
+                except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                    if "duplicate column" not in str(exc):
+                        raise
         except BaseException:
             conn.close()
             raise
@@ -245,11 +253,12 @@ def _row(key: str, entry: DrawnSample) -> tuple[Any, ...]:
         entry.prompt_tokens,
         entry.generated_tokens,
         entry.compute_seconds,
+        None if c.confidences is None else json.dumps(list(c.confidences)),
     )
 
 
 def _entry(row: tuple[Any, ...]) -> DrawnSample:
-    _, text, token_ids, logprobs, entropies, finish_reason, stop_str, prompt_tokens, generated, seconds = row
+    _, text, token_ids, logprobs, entropies, finish_reason, stop_str, prompt_tokens, generated, seconds, conf = row
     completion = Completion(
         text=text,
         token_ids=tuple(json.loads(token_ids)),
@@ -257,5 +266,6 @@ def _entry(row: tuple[Any, ...]) -> DrawnSample:
         entropies=None if entropies is None else tuple(json.loads(entropies)),
         finish_reason=finish_reason,
         stop_str=stop_str,
+        confidences=None if conf is None else tuple(json.loads(conf)),
     )
     return DrawnSample(completion, int(prompt_tokens), int(generated), float(seconds))

@@ -177,8 +177,8 @@ class OpenAIEngine(EngineBase):
                 from a server that returns none.
             EngineError: The server failed, or refused the request (the status and its message).
         """
-        if request.entropies or request.entropy_exits:
-            what = "entropies" if request.entropies else "exit_entropy_above / exit_calm_below"
+        if request.entropies or request.entropy_exits or request.confidences:
+            what = "entropies" if request.entropies else "confidences" if request.confidences else "an exit"
             raise UnsupportedFeatureError(
                 f"{self.base_url}: GenRequest.{what} needs the full next-token distribution, which an "
                 "OpenAI-compatible API does not return (only top-k logprobs); use a local engine"

@@ -116,6 +116,7 @@ class _Row:
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     entropies: list[float] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)
     finish: FinishReason | None = None
     stop_str: str | None = None
     kept: bool = False  # its KV went to the prefix cache
@@ -547,10 +548,14 @@ class TransformersEngine(EngineBase):
         tokens = chosen.tolist()
         lps: list[float] | None = None
         ents: list[float] | None = None
+        confs: list[float] | None = None
         if any(reqs[ri].logprobs or reqs[ri].entropies or reqs[ri].entropy_exits for ri in live):
             logp, ent = log_softmax_and_entropy(logits)
             lps = logp.gather(1, chosen.unsqueeze(1)).squeeze(1).tolist()
             ents = ent.tolist()
+        top = max((reqs[ri].confidences for ri in live), default=0)
+        if top:
+            confs = _confidences(logits, [reqs[ri].confidences for ri in live], top)
         pos = positions.tolist()
         eos, ctx = self.eos_ids, self.context_length
         appended = 0
@@ -569,6 +574,8 @@ class TransformersEngine(EngineBase):
                 row.logprobs.append(lps[b])
             if ents is not None and (req.entropies or req.entropy_exits):
                 row.entropies.append(ents[b])
+            if confs is not None and req.confidences:
+                row.confidences.append(confs[b])
             if tok in eos:
                 row.finish = "eos"
             elif req.stop and self._hit_stop(row, req):
@@ -577,6 +584,8 @@ class TransformersEngine(EngineBase):
                 row.finish = "length"
             elif req.exit_calm_below is not None and _calm(row, req):
                 row.finish = "switch"
+            elif req.exit_confidence_below is not None and _unconfident(row, req):
+                row.finish = "low_confidence"
         self.stats.decoded_tokens += appended
 
     def _hit_stop(self, row: _Row, req: GenRequest) -> bool:
@@ -623,6 +632,7 @@ class TransformersEngine(EngineBase):
             entropies=tuple(row.entropies) if req.entropies else None,
             finish_reason=finish,
             stop_str=stop_str if finish == "stop" else None,
+            confidences=tuple(row.confidences) if req.confidences else None,
         )
 
     def _score_result(self, work: _Score, scored: list[_Seq], prompt: _Seq) -> ScoreResult:
@@ -651,6 +661,22 @@ def _unsure(row: _Row, entropy: float, req: GenRequest) -> bool:
     tau, w = req.exit_entropy_above  # type: ignore[misc]
     window = [*row.entropies[len(row.entropies) - (w - 1) :], entropy] if w > 1 else [entropy]
     return sum(window) / len(window) > tau
+
+
+def _confidences(logits: torch.Tensor, ks: list[int], top: int) -> list[float]:
+    """DeepConf's token confidence of every row: minus the mean log-probability of its ``k`` likeliest tokens."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    best = logp.topk(min(top, logp.shape[-1]), dim=-1).values  # [rows, top], descending
+    csum = best.cumsum(-1)
+    idx = torch.tensor([max(1, min(k, best.shape[-1])) - 1 for k in ks], device=best.device)
+    means = csum.gather(1, idx.unsqueeze(1)).squeeze(1) / (idx + 1).to(csum.dtype)
+    return (-means).tolist()
+
+
+def _unconfident(row: _Row, req: GenRequest) -> bool:
+    """``exit_confidence_below``: the mean confidence of the last ``w`` tokens is below the threshold."""
+    threshold, w = req.exit_confidence_below  # type: ignore[misc]
+    return len(row.confidences) >= w and sum(row.confidences[-w:]) / w < threshold
 
 
 def _calm(row: _Row, req: GenRequest) -> bool:

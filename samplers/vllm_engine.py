@@ -128,10 +128,10 @@ def sampling_kwargs(request: GenRequest, *, entropy_top_k: int | None = None) ->
         >>> sampling_kwargs(GenRequest("x", n=3, temperature=0))["n"]
         1
     """
-    if request.entropy_exits:
+    if request.entropy_exits or request.confidences:
         raise UnsupportedFeatureError(
-            "GenRequest.exit_entropy_above / exit_calm_below: the vLLM engine does not end a completion on "
-            "its entropy; entropy-adaptive switching needs the transformers engine"
+            "GenRequest entropy/confidence exits and token confidences: the vLLM engine does not compute "
+            "them; entropy-adaptive switching and DeepConf need the transformers engine"
         )
     if request.entropies and entropy_top_k is None:
         raise UnsupportedFeatureError(

@@ -22,6 +22,10 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
+_ANSWERED_RUN = 16
+"""Event-loop iterations given to the callers just answered before a full queue's next batch (a caller's
+chain from its result to a cancellation is a handful of iterations)."""
+
 BatchFn = Callable[[Sequence[T]], Sequence[Any]]
 """Runs a batch in the worker thread; returns one result (or an ``Exception``) per item, in order."""
 
@@ -124,6 +128,11 @@ class MicroBatcher(Generic[T]):
                     p.future.set_exception(result)
                 else:
                     p.future.set_result(result)
+            if len(self._pending) >= self.max_items:
+                # the next batch is full already: still let the callers just answered run first, so that
+                # one that no longer needs its queued items (adaptive sampling) can cancel them
+                for _ in range(_ANSWERED_RUN):
+                    await asyncio.sleep(0)
 
     async def _wait_until_settled(self) -> None:
         quiet, seen = 0, -1

@@ -20,9 +20,10 @@ from budgets import ModelFacts
 Prompt = str | Sequence[Message] | Sequence[int]
 """Plain text, chat messages (the engine applies the model's chat template) or token ids."""
 
-FinishReason = Literal["stop", "length", "eos", "switch"]
-"""Why a completion ended: a stop string, ``max_tokens`` or the context, the model's EOS, or an entropy exit
-(``GenRequest.exit_entropy_above`` / ``exit_calm_below``: another model should take over)."""
+FinishReason = Literal["stop", "length", "eos", "switch", "low_confidence"]
+"""Why a completion ended: a stop string, ``max_tokens`` or the context, the model's EOS, an entropy exit
+(``GenRequest.exit_entropy_above`` / ``exit_calm_below``: another model should take over), or
+``GenRequest.exit_confidence_below`` (the trace was abandoned)."""
 
 
 class RequestError(ArchonError, ValueError):
@@ -71,6 +72,11 @@ class GenRequest:
             last ``d`` steps were all below ``tau`` -- the large model handing back. ``"switch"`` too.
             Only engines that compute full distributions locally honour the two exits (the transformers
             engine); the others refuse them.
+        confidences: ``k > 0``: return DeepConf's token confidence at every step, minus the mean
+            log-probability of the ``k`` most likely tokens (before temperature; higher: more confident).
+        exit_confidence_below: ``(threshold, w)``: abandon the completion after a token once the mean token
+            confidence of its last ``w`` tokens is below ``threshold`` (DeepConf online; needs
+            ``confidences``); ``finish_reason`` ``"low_confidence"``. Transformers engine only.
 
     Example:
         >>> GenRequest("2 + 3 =", n=4, max_tokens=8, stop="\n").stop
@@ -94,6 +100,8 @@ class GenRequest:
     entropies: bool = False
     exit_entropy_above: tuple[float, int] | None = None
     exit_calm_below: tuple[float, int] | None = None
+    confidences: int = 0
+    exit_confidence_below: tuple[float, int] | None = None
 
     def __post_init__(self) -> None:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
@@ -115,15 +123,29 @@ class GenRequest:
         _check(isinstance(self.top_k, int) and self.top_k >= 0, "top_k", f"must be >= 0 (0: off), got {self.top_k!r}")
         _check(all(isinstance(s, str) and s for s in stop), "stop", f"must be non-empty strings, got {stop!r}")
         _check(self.seed is None or isinstance(self.seed, int), "seed", f"must be an integer, got {self.seed!r}")
-        for name in ("exit_entropy_above", "exit_calm_below"):
+        for name in ("exit_entropy_above", "exit_calm_below", "exit_confidence_below"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _exit(name, value))
+        _check(
+            isinstance(self.confidences, int) and self.confidences >= 0,
+            "confidences",
+            f"must be >= 0 (top-k tokens; 0: off), got {self.confidences!r}",
+        )
+        _check(
+            self.exit_confidence_below is None or self.confidences > 0,
+            "exit_confidence_below",
+            "needs confidences (the top-k whose mean log-probability is the token confidence)",
+        )
 
     @property
     def entropy_exits(self) -> bool:
-        """Whether this request asks for an entropy exit (only some engines can honour one)."""
-        return self.exit_entropy_above is not None or self.exit_calm_below is not None
+        """Whether this request asks for an entropy or confidence exit (only some engines can honour one)."""
+        return (
+            self.exit_entropy_above is not None
+            or self.exit_calm_below is not None
+            or self.exit_confidence_below is not None
+        )
 
     @property
     def greedy(self) -> bool:
@@ -138,8 +160,8 @@ class GenRequest:
         """A content hash of the request, for caches of generations."""
         data = asdict(self)
         data["prompt"] = _jsonable(self.prompt)
-        for name in ("exit_entropy_above", "exit_calm_below"):  # unset: the keys requests had before them
-            if data[name] is None:
+        for name in ("exit_entropy_above", "exit_calm_below", "exit_confidence_below", "confidences"):
+            if not data[name]:  # unset: the keys requests had before them
                 del data[name]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -174,8 +196,8 @@ class Usage:
 class Completion:
     """One sampled continuation.
 
-    ``logprobs`` and ``entropies`` have one entry per token of ``token_ids`` when they were asked for
-    (``None`` otherwise). ``finish_reason`` is ``"stop"`` (a stop string matched: ``stop_str``),
+    ``logprobs``, ``entropies`` and ``confidences`` have one entry per token of ``token_ids`` when they
+    were asked for (``None`` otherwise). ``finish_reason`` is ``"stop"`` (a stop string matched: ``stop_str``),
     ``"eos"`` (the model ended it) or ``"length"`` (``max_tokens`` or the context was reached).
     """
 
@@ -185,6 +207,7 @@ class Completion:
     entropies: tuple[float, ...] | None = None
     finish_reason: FinishReason = "length"
     stop_str: str | None = None
+    confidences: tuple[float, ...] | None = None
 
     @property
     def num_tokens(self) -> int:

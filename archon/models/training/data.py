@@ -129,6 +129,54 @@ def facts_example(
     return facts.context_prompt(question, docs), gold.solution(attr)
 
 
+@cache
+def train_towns() -> dict[str, facts.Town]:
+    """A document for every birthplace of the training world (by town name)."""
+    return {t.name: t for t in facts.towns(train_people(), seed=TRAIN_FACTS_SEED + 7)}
+
+
+CONTEXT = None
+"""A piece of a multi-hop transcript that the operator inserts, not the model: weighted like a facts context."""
+
+
+def multihop_example(rng: random.Random, max_distractors: int = 2) -> tuple[str, list[tuple[str, float | None]]]:
+    """A two-hop question answered in ``iterdrag``'s format, as (user turn, transcript pieces).
+
+    The model writes each follow-up, intermediate answer and the final answer (weight 1); the retrieved
+    passages and the ``Intermediate answer:`` prefix are what the operator inserts (weight ``None``: the
+    spec's context weight). Each hop's context holds its gold document among 0-``max_distractors`` others.
+    """
+    from archon.retrieval.iterdrag import INSTRUCTIONS
+
+    persons, towns = train_people(), train_towns()
+    i = rng.randrange(len(persons))
+    person = persons[i]
+    town = towns[person.city]
+    attr = rng.choice(facts.TOWN_ATTRIBUTES)
+    value = town.fact(attr)
+    question = facts.MULTIHOP_QUESTIONS[attr].format(name=person.name)
+    people_docs = [person.document()]
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(persons) and facts.near_duplicate(person.name, persons[j].name) and rng.random() < 0.5:
+            people_docs.append(persons[j].document())
+    while len(people_docs) < 1 + rng.randint(0, max_distractors):
+        people_docs.append(persons[rng.randrange(len(persons))].document())
+    others = [t for t in towns.values() if t.name != town.name]
+    town_docs = [town.document(), *(t.document() for t in rng.sample(others, rng.randint(0, max_distractors)))]
+    rng.shuffle(people_docs)
+    rng.shuffle(town_docs)
+    pieces: list[tuple[str, float | None]] = [
+        (f"Follow up: Where was {person.name} born?\n", 1.0),
+        ("Context:\n" + "\n".join(people_docs) + "\nIntermediate answer:", CONTEXT),
+        (f" {person.city}\n", 1.0),
+        (f"Follow up: What is known about the town {person.city}?\n", 1.0),
+        ("Context:\n" + "\n".join(town_docs) + "\nIntermediate answer:", CONTEXT),
+        (f" {value}\n", 1.0),
+        (f"So the final answer is: {value}", 1.0),
+    ]
+    return f"{question}\n{INSTRUCTIONS}", pieces
+
+
 def copy_example(rng: random.Random) -> tuple[str, str]:
     """A ``Repeat: ...`` exercise: copying invented words teaches the model to look things up.
 
@@ -199,3 +247,20 @@ def examples(
         user, completion = make(rng)
         prompt = encode_prompt(user)
         yield prompt + encode_chars(completion) + [EOS_ID], len(prompt)
+
+
+def multihop_examples(seed: int, max_distractors: int = 2) -> Iterator[tuple[list[int], int, list[float | None]]]:
+    """Endless ``(token ids, completion start, weights)`` of :func:`multihop_example`.
+
+    ``weights[t]`` applies to predicting token ``t`` of the completion part (``None``: the context weight).
+    """
+    rng = random.Random(seed)
+    while True:
+        user, pieces = multihop_example(rng, max_distractors)
+        prompt = encode_prompt(user)
+        ids, weights = list(prompt), [0.0] * len(prompt)
+        for text, w in pieces:
+            chars = encode_chars(text)
+            ids += chars
+            weights += [w] * len(chars)  # type: ignore[list-item]
+        yield [*ids, EOS_ID], len(prompt), [*weights, 1.0]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from archon.models.training.data import BOS_ID, EOS_ID, PAD_ID, VOCAB, examples
+from archon.models.training.data import BOS_ID, EOS_ID, PAD_ID, VOCAB, examples, multihop_examples
 from archon.models.training.tokenizer import save_tokenizer
 
 
@@ -41,6 +41,7 @@ class LMSpec:
     copy_fraction: float = 0.0
     open_facts_fraction: float = 0.0
     lookup_fraction: float = 0.0
+    multihop_fraction: float = 0.0
     context_weight: float = 0.2
     max_distractors: int = 3
     min_distractors: int | None = None
@@ -76,10 +77,13 @@ def _batches(spec: LMSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
     copy = examples(spec.seed + 4, "copy")
     open_facts = examples(spec.seed + 5, "open_facts", spec.max_distractors, spec.min_distractors)
     lookup = examples(spec.seed + 6, "lookup")
+    multihop = multihop_examples(spec.seed + 7)
     while True:
         u = rng.random()
         is_facts = u < spec.facts_fraction
-        if is_facts:
+        if 1 - u <= spec.multihop_fraction:  # drawn from the top of the range: the other kinds' draws are kept
+            src, size, is_facts = multihop, spec.facts_batch, True
+        elif is_facts:
             src, size = facts, spec.facts_batch
         elif u < spec.facts_fraction + spec.copy_fraction:
             src, size = copy, spec.arith_batch
@@ -90,15 +94,19 @@ def _batches(spec: LMSpec) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
         else:
             src, size = arith, spec.arith_batch
         items = [next(src) for _ in range(size)]
-        width = max(len(ids) for ids, _ in items)
+        width = max(len(item[0]) for item in items)
         ids = torch.full((size, width), PAD_ID, dtype=torch.long)
         weight = torch.zeros((size, width), dtype=torch.float)
-        for row, (seq, start) in enumerate(items):
+        for row, item in enumerate(items):
+            seq, start = item[0], item[1]
             ids[row, : len(seq)] = torch.tensor(seq)
             # weight[t] applies to predicting token t from tokens < t
             weight[row, start : len(seq)] = 1.0
             if is_facts:
                 weight[row, 1:start] = spec.context_weight
+            if len(item) == 3:  # per-token weights of the completion (None: the context weight)
+                per = [spec.context_weight if w is None else w for w in item[2][start:]]
+                weight[row, start : len(seq)] = torch.tensor(per)
         yield ids, weight, is_facts
 
 

@@ -34,7 +34,8 @@ def test_datasets_lists_splits_and_sizes():
     out = archon("datasets")
     assert out.returncode == 0, out.stderr
     assert "arith" in out.stdout and "facts" in out.stdout
-    assert "1,000" in out.stdout and "2,200" in out.stdout and "corpus" in out.stdout
+    assert "1,000" in out.stdout and "2,320" in out.stdout and "corpus" in out.stdout
+    assert "multihop_dev" in out.stdout and "multihop_test" in out.stdout
 
 
 def test_unknown_command_fails_without_a_traceback():

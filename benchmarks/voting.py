@@ -4,7 +4,7 @@
     python benchmarks/voting.py --quick    # 40 problems, 16 samples
 
 1. One pool of ``N`` samples per problem (temperature 1.0, with log-probabilities and DeepConf token
-   confidences, top 10). From random subsets of ``k`` of them (``k = 1, 2, 4 ... N``, 16 subsets per
+   confidences, top 10). From random subsets of ``k`` of them (``k = 1, 2, 4 ... N``, 8 subsets per
    problem): majority@k, RPC@k (perplexity consistency with reasoning pruning; and without pruning),
    DeepConf offline@k (the 90% and the 10% most confident traces vote, confidence-weighted), and
    coverage (pass@k). FLOPs of a subset: the prompt's prefill once and each of its samples' decoding.
@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SUBSETS = 16
+SUBSETS = 8
 MAX_TOKENS = 160
 
 

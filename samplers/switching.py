@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from archon.core import Completion, Engine, EngineBase, GenRequest, GenResult, RequestError, Usage
 from budgets import ModelFacts
-from samplers.stops import find_stop
+from samplers.stops import apply_stop, find_stop
 from samplers.streams import stream_key
 
 Writer = Literal["small", "large"]
@@ -210,14 +210,9 @@ class EntropySwitch(EngineBase):
     def _completion(
         self, request: GenRequest, tokens: list[int], logprobs: list[float], entropies: list[float], finish: str
     ) -> Completion:
-        text = self._decode(tokens)
-        stop_str = None
-        if request.stop:
-            hit = find_stop(text, request.stop)
-            if hit is not None:
-                i, stop_str = hit
-                text = text[: i + len(stop_str)] if request.include_stop else text[:i]
-                finish = "stop"
+        text, stop_str = apply_stop(self._decode(tokens), request.stop, include_stop=request.include_stop)
+        if stop_str is not None:
+            finish = "stop"
         return Completion(
             text=text,
             token_ids=tuple(tokens),

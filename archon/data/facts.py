@@ -282,17 +282,10 @@ def multihop_questions(
     The reference solution quotes the person's birth sentence, then the town's sentence, then gives
     the answer; ``metadata["gold_doc_ids"]`` lists the person's document, then the town's.
     """
-    rng = random.Random(seed)
-    used = exclude if exclude is not None else set()
     index = {t.name: i for i, t in enumerate(places)}
     twins = _twin_ids(persons)
     out: list[Problem] = []
-    while len(out) < count:
-        i = rng.randrange(len(persons))
-        attr = rng.choice(TOWN_ATTRIBUTES)
-        if (i, attr) in used:
-            continue
-        used.add((i, attr))
+    for i, attr in _pairs(len(persons), TOWN_ATTRIBUTES, count, seed=seed, exclude=exclude):
         p = persons[i]
         t = index[p.city]
         town = places[t]
@@ -387,16 +380,9 @@ def questions(
 
     ``exclude`` is updated with the pairs drawn, so successive calls give disjoint splits.
     """
-    rng = random.Random(seed)
-    used = exclude if exclude is not None else set()
     out: list[Problem] = []
     twins = _twin_ids(persons)
-    while len(out) < count:
-        i = rng.randrange(len(persons))
-        attr = rng.choice(ATTRIBUTES)
-        if (i, attr) in used:
-            continue
-        used.add((i, attr))
+    for i, attr in _pairs(len(persons), ATTRIBUTES, count, seed=seed, exclude=exclude):
         p = persons[i]
         out.append(
             Problem(
@@ -412,6 +398,21 @@ def questions(
                 },
             )
         )
+    return out
+
+
+def _pairs(
+    people: int, attributes: Sequence[str], count: int, *, seed: int, exclude: set[tuple[int, str]] | None
+) -> list[tuple[int, str]]:
+    """``count`` distinct (person index, attribute) pairs drawn with ``seed``, none in ``exclude`` (updated)."""
+    rng = random.Random(seed)
+    used = exclude if exclude is not None else set()
+    out: list[tuple[int, str]] = []
+    while len(out) < count:
+        pair = (rng.randrange(people), rng.choice(attributes))
+        if pair not in used:
+            used.add(pair)
+            out.append(pair)
     return out
 
 

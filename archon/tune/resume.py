@@ -7,11 +7,14 @@ through:
   the first proposed at its start, not what it would have proposed next. :class:`PerTrialSeed` gives
   every trial a fresh sampler seeded by the study's seed and the number of trials finished before it,
   so a trial's proposal depends on the study's history only, whichever process draws it.
-- The trial in flight is lost. :func:`rerun_interrupted` queues each interrupted trial again, with the
-  parameters it had: a trial failed by Ctrl-C (marked ``interrupted``), or one left ``RUNNING`` by a
-  process that is gone (``kill -9``). A trial's result does not depend on when it runs (the evaluation
-  is seeded by the study, not by the trial), so running it later changes nothing. The interrupted
-  trial is left out of the study's counts.
+- The trial in flight is lost. :func:`rerun_interrupted` queues each interrupted trial again: a trial
+  failed by Ctrl-C (marked ``interrupted``), or one left ``RUNNING`` by a process that is gone
+  (``kill -9``). One whose parameters were all drawn (:func:`mark_drawn`) is queued with them; one cut
+  off while they were being drawn is queued with only those that were fixed before it started, and its
+  sampler is seeded as the original's was, so it draws the rest again to the same values (queuing the
+  half that was drawn would shift the sampler's random stream onto the other half). A trial's result
+  does not depend on when it runs (the evaluation is seeded by the study, not by the trial), so running
+  it later changes nothing. The interrupted trial is left out of the study's counts.
 """
 
 from __future__ import annotations
@@ -27,6 +30,17 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+DRAWN = "archon:drawn"
+"""System attribute of a trial whose parameters have all been drawn."""
+
+DRAWN_AFTER = "archon:drawn_after"
+"""System attribute: the count of finished trials a trial's sampler was seeded with (a rerun inherits it)."""
+
+
+def mark_drawn(trial: optuna.Trial) -> None:
+    """Record that every parameter of ``trial`` has been drawn (a rerun may take them as they are)."""
+    trial.storage.set_trial_system_attr(trial._trial_id, DRAWN, True)
 
 
 class PerTrialSeed(optuna.samplers.BaseSampler):
@@ -44,7 +58,10 @@ class PerTrialSeed(optuna.samplers.BaseSampler):
     def _for(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
         sampler = self._by_trial.get(trial._trial_id)
         if sampler is None:
-            finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+            finished = trial.system_attrs.get(DRAWN_AFTER)
+            if finished is None:
+                finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+                study._storage.set_trial_system_attr(trial._trial_id, DRAWN_AFTER, finished)
             digest = hashlib.sha256(f"{self._seed}:{finished}".encode()).digest()
             sampler = self._make(int.from_bytes(digest[:4], "little"))  # numpy takes seeds below 2**32
             self._by_trial[trial._trial_id] = sampler
@@ -118,8 +135,16 @@ def rerun_interrupted(study: optuna.Study) -> list[int]:
         if killed:
             study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
         attrs = {k: t.user_attrs[k] for k in CARRIED if k in t.user_attrs}
-        study.enqueue_trial(dict(t.params), user_attrs={**attrs, "rerun_of": t.number})
-        done[str(t.number)] = max(w.number for w in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        drawn = bool(t.system_attrs.get(DRAWN))
+        params = dict(t.params) if drawn else dict(t.system_attrs.get("fixed_params") or {})
+        study.enqueue_trial(params, user_attrs={**attrs, "rerun_of": t.number})
+        queued = max(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)), key=lambda w: w.number)
+        if not drawn:  # seeded as the original was: it draws the missing parameters to the same values
+            before = t.system_attrs.get(DRAWN_AFTER)
+            if before is None:
+                before = sum(1 for u in study.get_trials(deepcopy=False, states=FINISHED) if u.number < t.number)
+            study._storage.set_trial_system_attr(queued._trial_id, DRAWN_AFTER, before)
+        done[str(t.number)] = queued.number
         rerun.append(t.number)
     if rerun:
         study.set_user_attr("rerun", done)

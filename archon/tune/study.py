@@ -38,7 +38,7 @@ from archon.core.operators import repair_factors
 from archon.spec.load import SpecError
 from archon.spec.models import Spec, TuneSpec
 from archon.tune.evaluate import Evaluator
-from archon.tune.resume import PerTrialSeed, rerun_interrupted, superseded
+from archon.tune.resume import PerTrialSeed, mark_drawn, rerun_interrupted, superseded
 from archon.tune.space import concretize, cost_knobs, suggest
 from archon.tune.startup import cover
 
@@ -254,6 +254,7 @@ class Study:
 
     def _trial(self, trial: optuna.Trial) -> float | tuple[float, float]:
         concrete = suggest(trial, self.spec)
+        mark_drawn(trial)
         index = {p.id: i for i, p in enumerate(self.search_problems)}
         prune = isinstance(self.study.pruner, optuna.pruners.WilcoxonPruner)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from archon.tune.resume import PerTrialSeed, rerun_interrupted, superseded
+from archon.tune.resume import PerTrialSeed, mark_drawn, rerun_interrupted, superseded
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -45,6 +45,7 @@ def test_an_interrupted_trial_is_queued_again_once_with_its_parameters() -> None
     broken = study.ask()
     broken.suggest_float("x", -1, 1)
     broken.suggest_int("k", 1, 5)
+    mark_drawn(broken)
     broken.set_user_attr("interrupted", True)
     study.tell(broken, state=TrialState.FAIL)
     assert rerun_interrupted(study) == [broken.number]
@@ -54,3 +55,29 @@ def test_an_interrupted_trial_is_queued_again_once_with_its_parameters() -> None
         "rerun_of"
     ] == broken.number
     assert superseded(study) == {broken.number}
+
+
+def test_a_trial_killed_while_drawing_is_drawn_again_to_the_values_it_would_have_had() -> None:
+    """kill -9 between two suggestions: queuing the half drawn would shift the random stream onto the rest."""
+    whole = optuna.create_study(sampler=sampler())
+    whole.optimize(objective, n_trials=5)
+    study = optuna.create_study(sampler=sampler())
+    study.optimize(objective, n_trials=2)
+    broken = study.ask()
+    broken.suggest_float("x", -1, 1)  # killed here: RUNNING, one parameter of two, its process gone
+    assert rerun_interrupted(study) == [broken.number]
+    assert study.get_trials(states=(TrialState.WAITING,))[0].system_attrs["fixed_params"] == {}
+    study.optimize(objective, n_trials=3)
+    done = [t.params for t in study.get_trials(states=(TrialState.COMPLETE,))]
+    assert done == [t.params for t in whole.trials]
+
+
+def test_a_rerun_keeps_the_parameters_that_were_fixed_before_its_original_started() -> None:
+    study = optuna.create_study(sampler=sampler())
+    study.enqueue_trial({"k": 4})
+    broken = study.ask()
+    broken.suggest_float("x", -1, 1)
+    rerun_interrupted(study)
+    study.optimize(objective, n_trials=1)
+    (rerun,) = study.get_trials(states=(TrialState.COMPLETE,))
+    assert rerun.params == {"x": broken.params["x"], "k": 4}

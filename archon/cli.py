@@ -365,8 +365,9 @@ def _print_summary(spec: str, name: str, summary: dict[str, Any]) -> None:
         scaling = Table(title="samples per problem: coverage (unbiased pass@k) and majority@k")
         for col in ("k", "pass@k", "majority@k", "problems"):
             scaling.add_column(col, justify="right")
-        for row in zip(curve["k"], curve["pass@k"], curve["majority@k"], curve["problems"], strict=True):
-            scaling.add_row(str(row[0]), f"{row[1]:.3f}", f"{row[2]:.3f}", str(row[3]))
+        majority = curve["majority@k"] or [None] * len(curve["k"])  # code problems: nothing to vote on
+        for row in zip(curve["k"], curve["pass@k"], majority, curve["problems"], strict=True):
+            scaling.add_row(str(row[0]), f"{row[1]:.3f}", "-" if row[2] is None else f"{row[2]:.3f}", str(row[3]))
         Console().print(scaling)
 
 

@@ -37,6 +37,11 @@ BUILTIN = (
     "archon.retrieval.ops",  # retrieve, with_context
     "archon.retrieval.drag",  # demonstrations (DRAG many-shot)
     "archon.retrieval.iterdrag",  # iterdrag (interleaved retrieval for multi-hop questions)
+    "archon.llm.fuse",  # Archon's LLM operators: fuse,
+    "archon.llm.rank",  # rank (listwise, pairwise),
+    "archon.llm.critique",  # critique,
+    "archon.llm.verify",  # verify (a generative verdict filter)
+    "archon.llm.unit_test_gen",  # and unit_test_gen (generated tests run in the sandbox)
 )
 """The project's own modules that register operators and kinds."""
 

@@ -262,15 +262,20 @@ class Runner:
             await asyncio.gather(*tasks, return_exceptions=True)
             for key in [k for k in self._prefixes if k[0] == problem.id]:
                 del self._prefixes[key]
-        return self._record(problem, final, error, time.perf_counter() - start)
+        passed = await _run_tests(problem, final) if problem.answer is None and problem.tests is not None else None
+        return self._record(problem, final, error, time.perf_counter() - start, passed)
 
-    def _record(self, problem: Problem, final: State, error: str | None, seconds: float) -> dict[str, Any]:
+    def _record(
+        self, problem: Problem, final: State, error: str | None, seconds: float, passed: list[bool] | None = None
+    ) -> dict[str, Any]:
         top = final.candidates[0] if final.candidates else None
         answer = top.answer if top else None
         correct = None if problem.answer is None else bool(answers_equal(answer, problem.answer))
         covered = None
         if problem.answer is not None:
             covered = any(answers_equal(c.answer, problem.answer) for c in final.candidates)
+        elif passed is not None:  # a code problem: graded by its tests
+            correct, covered = bool(passed and passed[0]), any(passed)
         self.ledger.finish(problem.id)
         cost = self.ledger.problem_total(problem.id)
         refused = self.ledger.problem_refusals(problem.id)
@@ -288,7 +293,8 @@ class Runner:
             "first_refusal": refused[0] if refused else None,
             "candidates": [
                 {"text": c.text, "answer": c.answer, "scores": dict(c.scores), "model": c.model}
-                for c in final.candidates
+                | ({} if passed is None else {"passed": passed[i]})
+                for i, c in enumerate(final.candidates)
             ],
             "trace": list(final.trace),
         }
@@ -440,3 +446,11 @@ def _build_verifier(spec: VerifierSpec, name: str, engine: Any) -> Verifier:
     if built.kind not in ("outcome", "process"):
         raise SpecError(f"verifiers.{name}: kind {spec.kind!r} built a verifier whose kind is {built.kind!r}")
     return built
+
+
+async def _run_tests(problem: Problem, final: State) -> list[bool]:
+    """Whether each final candidate's program passes the problem's tests (a code problem's grade)."""
+    from verifiers.code import passes
+
+    outcomes = [await asyncio.to_thread(passes, problem, c.text) for c in final.candidates]
+    return [o.passed for o in outcomes]

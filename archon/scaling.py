@@ -5,7 +5,8 @@ one of ``k`` samples drawn from them is correct: coverage, Chen et al.) and majo
 the majority answer of ``k`` of them is correct, estimated over ``draws`` random subsets, ties to the
 answer drawn first) for ``k = 1, 2, 4, ...`` up to ``n`` (and ``n`` itself); each figure is averaged
 over the graded problems with at least ``k`` samples. This is the curve of "Large Language Monkeys":
-coverage keeps growing with samples while majority voting levels off.
+coverage keeps growing with samples while majority voting levels off. Code problems (graded by their
+tests, no reference answer) have pass@k from each candidate's ``passed``, and no majority@k.
 """
 
 from __future__ import annotations
@@ -70,18 +71,26 @@ def curves(records: Sequence[dict[str, Any]], *, draws: int = DRAWS, seed: int =
         >>> c["k"], c["pass@k"]
         ([1, 2], [0.25, 0.5])
     """
-    graded = [r for r in records if r.get("reference") is not None and r.get("candidates")]
+    graded = [r for r in records if r.get("candidates") and (r.get("reference") is not None or _code(r))]
     if not graded or max(len(r["candidates"]) for r in graded) < 2:
         return None
     ks = ks_for(max(len(r["candidates"]) for r in graded))
     sums = {k: [0.0, 0.0, 0] for k in ks}
+    code = all(_code(r) for r in graded)
     for r in graded:
+        n = len(r["candidates"])
+        rng = random.Random(f"{seed}:{r['id']}")
+        if _code(r):  # a code problem: each candidate passed its tests or not; no answer to vote on
+            c = sum(bool(x.get("passed")) for x in r["candidates"])
+            for k in ks:
+                if k <= n:
+                    sums[k][0] += pass_at_k(n, c, k)
+                    sums[k][2] += 1
+            continue
         answers = [c.get("answer") for c in r["candidates"]]
         keys = [None if a is None else normalize_answer(a) for a in answers]
         right = {key: answers_equal(a, r["reference"]) for key, a in zip(keys, answers, strict=True) if key is not None}
-        n = len(keys)
         c = sum(right[key] for key in keys if key is not None)
-        rng = random.Random(f"{seed}:{r['id']}")
         for k in ks:
             if k > n:
                 continue
@@ -92,6 +101,11 @@ def curves(records: Sequence[dict[str, Any]], *, draws: int = DRAWS, seed: int =
     return {
         "k": used,
         "pass@k": [sums[k][0] / sums[k][2] for k in used],
-        "majority@k": [sums[k][1] / sums[k][2] for k in used],
+        "majority@k": None if code else [sums[k][1] / sums[k][2] for k in used],
         "problems": [sums[k][2] for k in used],
     }
+
+
+def _code(record: dict[str, Any]) -> bool:
+    """A code problem's record: graded by its tests (each candidate has ``passed``), no reference answer."""
+    return record.get("reference") is None and all("passed" in c for c in record.get("candidates", ()))

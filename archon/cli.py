@@ -674,19 +674,44 @@ def _print_result(result: dict[str, Any], directory: Any) -> None:
 
 @app.command()
 def report(
-    study_dir: Annotated[str, typer.Argument(help="A study directory written by archon tune.")],
-    out: Annotated[str | None, typer.Option(help="Where the plots go (default: STUDY_DIR/report).")] = None,
+    paths: Annotated[
+        list[str], typer.Argument(help="A study directory (archon tune), or run directories (archon run --out).")
+    ],
+    out: Annotated[str | None, typer.Option(help="Where the plots go (default: the first directory/report).")] = None,
     storage: Annotated[str | None, typer.Option(help="The study's storage URL (default: its SQLite file).")] = None,
     study_name: Annotated[str | None, typer.Option("--study", help="The study's name (default: the only one).")] = None,
 ) -> None:
-    """Plot a study: Pareto front (PNG, HTML), accuracy vs FLOPs of every trial, parameter importances."""
+    """Plot a study (Pareto front, every trial, importances) or runs (coverage and majority@k vs samples and FLOPs)."""
     from pathlib import Path
 
+    dirs = [Path(p) for p in paths]
+    runs = [d for d in dirs if (d / "summary.json").is_file() and not (d / "optuna.db").is_file()]
+    target = Path(out) if out else dirs[0] / "report"
+    if runs and (len(runs) != len(dirs) or storage or study_name):
+        odd = next((d for d in dirs if d not in runs), None)
+        raise typer.BadParameter(
+            f"{odd or dirs[0]}: is not a run directory; give one study, or run directories only", param_hint="PATHS"
+        )
+    if runs:
+        from archon.scaling_report import load_run, write_scaling_report
+
+        names = [d.name if [x.name for x in runs].count(d.name) == 1 else str(d) for d in runs]
+        written = write_scaling_report([load_run(d, n) for d, n in zip(runs, names, strict=True)], target)
+        for path in written["files"].values():
+            typer.echo(f"wrote {path}")
+        for name, fit in written["fits"].items():
+            if fit is None:
+                typer.echo(f"note: {name}: too few points with coverage above 0 to fit")
+            else:
+                typer.echo(f"{name}: coverage ≈ exp({fit['a']:.4f} · k^{fit['b']:.4f})  (R² on log c {fit['r2']:.3f})")
+        return
+    if len(dirs) != 1:
+        raise typer.BadParameter("give one study directory (several directories must all be runs)", param_hint="PATHS")
     from archon.tune.report import load_study, write_report
     from archon.tune.study import storage_url
 
-    study = load_study(Path(study_dir), storage=storage and storage_url(storage), study_name=study_name)
-    written = write_report(study, Path(out) if out else Path(study_dir) / "report")
+    study = load_study(dirs[0], storage=storage and storage_url(storage), study_name=study_name)
+    written = write_report(study, target)
     for path in written["files"].values():
         typer.echo(f"wrote {path}")
     for note in written["notes"]:

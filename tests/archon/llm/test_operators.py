@@ -78,6 +78,9 @@ class Scripted(EngineBase):
                 return ["I would test it carefully."] * n
             examples = re.findall(r">>> (.+)\n\s*(.+)", body)
             return ["```python\n" + "\n".join(f"assert {call} == {want}" for call, want in examples) + "\n```"] * n
+        if "Complete the following Python function" in body and "Verdict: correct" in body:  # a code check
+            ok = "return None" not in body.split("Proposed solution:")[1] and self.mode != "pessimist"
+            return ["I read the code.\nVerdict: " + ("correct" if ok else "incorrect")] * n
         if body.startswith("Complete the following Python function"):
             prompt = body.split("```python\n", 1)[1].rsplit("```", 1)[0]
             canonical = CANONICAL[prompt]
@@ -339,6 +342,13 @@ def test_unit_test_gen_keeps_the_program_that_passes_the_generated_tests_and_run
                        problems)  # fmt: skip
     for r in malformed:  # no test parsed: keep passes the candidates on unchanged
         assert len(r["candidates"]) == 4 and event(r, "unit_test_gen")["policy"] == "keep"
+
+
+def test_verify_filters_programs_on_humaneval() -> None:
+    verify = {"id": "verify", "op": "verify", "params": {"engine": "judge"}}
+    summary, records = run(spec(verify), humaneval(2))
+    assert summary["accuracy"] == 1.0
+    assert all(len(r["candidates"]) == 1 and event(r, "verify")["scores"] == [0.0, 0.0, 0.0, 1.0] for r in records)
 
 
 def test_code_runs_report_coverage_from_the_tests() -> None:

@@ -390,3 +390,23 @@ def test_the_operators_run_end_to_end_on_tiny_l_with_malformed_output_handled() 
         assert event(r, "rank")["malformed"] and event(r, "rank")["policy"] == "keep"  # tiny-l writes no ranking
         assert event(r, "verify")["malformed"]
         assert r["candidates"]  # the keep policies pass the samples on
+
+
+def test_the_tuner_reshapes_the_archon_example(tmp_path: Path) -> None:
+    import optuna
+
+    from tests.archon.test_cli import archon
+
+    flags = ["--trials", "3", "--limit", "3", "--minibatch", "3", "--out", str(tmp_path), "--json"]
+    out = archon("tune", str(EXAMPLES / "archon.yaml"), *flags)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["trials"]["complete"] == 3
+    study = optuna.load_study(study_name="archon", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    trials = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    params = [t.params for t in trials]
+    assert {p["answer.op"] for p in params} == {"fuse", "vote"}  # the startup design covers every choice
+    assert {p["critique.enabled"] for p in params} == {True, False} and {p["rank.enabled"] for p in params} == {
+        True,
+        False,
+    }
+    assert all(t.user_attrs["flops"] > 0 and 0 <= t.user_attrs["accuracy"] <= 1 for t in trials)

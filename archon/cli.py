@@ -718,6 +718,45 @@ def report(
         typer.echo(f"note: {note}")
 
 
+@app.command()
+def serve(
+    spec: Annotated[str, typer.Argument(help="The spec file (YAML or JSON) whose pipeline answers requests.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (beyond loopback: needs --api-key).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    api_key: Annotated[str | None, typer.Option(help="Require 'Authorization: Bearer KEY' on /v1/.")] = None,
+    max_concurrency: Annotated[int, typer.Option(min=1, help="Requests run at once (their calls batch).")] = 64,
+    max_queue: Annotated[int, typer.Option(min=0, help="Requests waiting beyond those; more get 429.")] = 256,
+    max_body: Annotated[int, typer.Option(min=1024, help="Largest request body in bytes (more get 413).")] = 1 << 20,
+    allow: Annotated[
+        list[str] | None, typer.Option(help="NODE.PARAM a request may set in archon.params (repeatable).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="The model name clients use (default: the spec's stem).")] = None,
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+) -> None:
+    """Serve a pipeline over an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models, /health)."""
+    from pathlib import Path
+
+    from archon.spec import SpecError, load_spec
+
+    try:
+        import uvicorn
+
+        from archon.serve import Server, check_host, create_app
+    except ImportError:
+        raise SpecError('archon serve needs FastAPI and uvicorn: pip install "archon-its[serve]"') from None
+    check_host(host, api_key)
+    s = load_spec(spec)
+    tuned = s.tunables()
+    if tuned:
+        raise SpecError(f"{spec}: {next(iter(tuned))}: a tuned value; serve a concrete spec (a study's best.yaml)")
+    server = Server(s, name=name or Path(spec).stem, api_key=api_key, max_concurrency=max_concurrency,
+                    max_queue=max_queue, max_body_bytes=max_body, allow=tuple(allow or ()), seed=seed)  # fmt: skip
+    for a in server.allow:
+        server._check_allowed(a)
+    typer.echo(f"serving {server.name!r} ({spec}) on http://{host}:{port}/v1", err=True)
+    uvicorn.run(create_app(server), host=host, port=port, log_level="warning", access_log=False)
+
+
 hardware_app = typer.Typer(help="Hardware profiles for idealized latency.", no_args_is_help=True)
 app.add_typer(hardware_app, name="hardware")
 

@@ -223,8 +223,13 @@ class Runner:
         return {r["id"]: bool(r["correct"]) for r in getattr(self, "records", []) if r["correct"] is not None}
 
     def node_seed(self, problem: Problem, node: str) -> int:
-        """A seed per (run seed, problem, node)."""
-        digest = hashlib.sha256(f"{self.seed}:{problem.id}:{node}".encode()).digest()
+        """A seed per (run seed, problem, node); a problem's ``metadata["seed_key"]`` stands for its id when set.
+
+        (A server gives each request its own id but seeds it by its content, so that the same request gets
+        the same answer.)
+        """
+        key = problem.metadata.get("seed_key", problem.id)
+        digest = hashlib.sha256(f"{self.seed}:{key}:{node}".encode()).digest()
         return int.from_bytes(digest[:4], "little")
 
     async def run_problem(self, problem: Problem) -> dict[str, Any]:

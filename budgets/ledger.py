@@ -201,6 +201,7 @@ class Ledger:
         self._by_problem_node: dict[str, dict[str, Cost]] = {}
         self._refused: dict[str, list[str]] = {}
         self._planned: int | None = None
+        self._limits: dict[str, Limits] = {}
         self._finished: set[str] = set()
         self._finished_total = Cost()
         self.refusals = 0
@@ -216,6 +217,10 @@ class Ledger:
             broken = self._check(self.budget.per_problem, problem_now, worst) if scope.problem else None
             if broken:
                 self._refuse(scope, f"problem {scope.problem!r} would exceed its budget: {broken}")
+            own = self._limits.get(scope.problem)
+            broken = self._check(own, problem_now, worst) if own is not None else None
+            if broken:
+                self._refuse(scope, f"problem {scope.problem!r} would exceed its own budget: {broken}")
             share = self._share(scope.problem)
             broken = self._check(share, problem_now, worst) if share is not None else None
             if broken:
@@ -277,6 +282,29 @@ class Ledger:
             for node, c in (by_node or {"": cost}).items():
                 nodes[node] = nodes.get(node, Cost()) + c
         self.finish(problem)
+
+    def limit_problem(self, problem: str, limits: Limits) -> None:
+        """Add ``limits`` for one problem, on top of the budget's (a limit can only be lowered this way).
+
+        A served request's own budget: each call of the problem must fit both the budget's per-problem
+        limits and these.
+        """
+        with self._lock:
+            self._limits[problem] = limits
+
+    def forget(self, problem: str) -> None:
+        """Drop what is kept per problem for a finished ``problem``; the run's totals keep its cost.
+
+        A server calls it after answering a request, so that a long-running ledger stays small. The
+        problem must hold no open reservation.
+        """
+        with self._lock:
+            tables = (self._by_problem, self._reserved_by_problem, self._by_problem_node, self._refused, self._limits)
+            for table in tables:
+                table.pop(problem, None)  # type: ignore[attr-defined]
+            self._settled = {k: v for k, v in self._settled.items() if k.problem != problem}
+            if self._planned is None:  # no fair shares to keep right
+                self._finished.discard(problem)
 
     def problem_refusals(self, problem: str) -> list[str]:
         """The messages of the calls refused to ``problem``, in order."""

@@ -236,7 +236,12 @@ def main() -> None:
     plan += [("concurrent", 64), ("prefix", 32)]
     rows = []
     for case, size in plan:
-        pair = subprocess_json("--time", case, str(size), "--repeats", str(repeats), *quick)
+        # a full run times each case in a fresh process; a quick (smoke) run in this one
+        pair = (
+            measure(case, size, repeats, True)
+            if args.quick
+            else subprocess_json("--time", case, str(size), "--repeats", str(repeats), *quick)
+        )
         for r in pair:
             # peak memory takes a fresh process per variant: the full run measures it, a quick run does not
             memory = None if args.quick else subprocess_json("--memory", case, r["variant"], str(size))

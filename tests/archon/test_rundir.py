@@ -104,12 +104,25 @@ def _without_wall_times(data: object) -> object:
     return data
 
 
+RESUMED = 150
+"""Problems of the interrupted runs: more than run at once, so that the signal lands mid-run."""
+
+
+@pytest.fixture(scope="module")
+def run_left_alone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run directory of greedy on 150 problems when nothing interrupts it (shared by both signals)."""
+    whole = tmp_path_factory.mktemp("alone") / "whole"
+    done = archon("run", EXAMPLES / "greedy.yaml", "--limit", RESUMED, "--out", whole, "--json")
+    assert done.returncode == 0, done.stderr
+    return whole
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
-def test_an_interrupted_run_resumes_to_the_records_and_summary_of_one_left_alone(tmp_path: Path, how: int) -> None:
-    spec, n = EXAMPLES / "greedy.yaml", 150  # more problems than run at once: the signal lands mid-run
-    whole = archon("run", spec, "--limit", n, "--out", tmp_path / "whole", "--json")
-    assert whole.returncode == 0, whole.stderr
+def test_an_interrupted_run_resumes_to_the_records_and_summary_of_one_left_alone(
+    tmp_path: Path, how: int, run_left_alone: Path
+) -> None:
+    spec, n = EXAMPLES / "greedy.yaml", RESUMED
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "archon.cli", "run", str(spec), "--limit", str(n), "--out", str(tmp_path / "cut")]
     proc = subprocess.Popen(
@@ -132,10 +145,11 @@ def test_an_interrupted_run_resumes_to_the_records_and_summary_of_one_left_alone
     again = archon(*cmd[3:], "--resume", "--json")
     assert again.returncode == 0, again.stderr
 
-    def records(d: str) -> dict[str, object]:
-        lines = (tmp_path / d / "results.jsonl").read_text().splitlines()
+    def records(d: Path) -> dict[str, object]:
+        lines = (d / "results.jsonl").read_text().splitlines()
         return {r["id"]: _without_wall_times(r) for r in map(json.loads, lines)}
 
-    assert records("cut") == records("whole")  # every problem once, with the same answer, samples and cost
-    a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("whole", "cut"))
+    cut = tmp_path / "cut"
+    assert records(cut) == records(run_left_alone)  # every problem once, with the same answer, samples and cost
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (run_left_alone, cut))
     assert b["problems"] == n and _without_wall_times(a) == _without_wall_times(b)

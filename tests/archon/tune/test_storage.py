@@ -246,12 +246,22 @@ def trials_of(directory: Path) -> list[tuple[str, Any, Any]]:
     return sorted((json.dumps(t.params, sort_keys=True), t.values, comparable(dict(t.user_attrs))) for t in done)
 
 
+@pytest.fixture(scope="module")
+def study_left_alone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A spec and the study of 6 trials it gives when nothing interrupts it (shared by both signals)."""
+    base = tmp_path_factory.mktemp("alone")
+    spec = write_spec(base)
+    whole = call("tune", spec, *LIMIT, "--out", base / "whole", "--trials", 6, "--json")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    return spec, base / "whole"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
-def test_an_interrupted_study_resumes_to_the_trials_and_summary_of_one_left_alone(tmp_path: Path, how: int) -> None:
-    spec, trials = write_spec(tmp_path), 6
-    whole = call("tune", spec, *LIMIT, "--out", tmp_path / "whole", "--trials", trials, "--json")
-    assert whole.returncode == 0, whole.stderr[-3000:]
+def test_an_interrupted_study_resumes_to_the_trials_and_summary_of_one_left_alone(
+    tmp_path: Path, how: int, study_left_alone: tuple[Path, Path]
+) -> None:
+    (spec, whole_dir), trials = study_left_alone, 6
 
     cut, log = tmp_path / "cut", tmp_path / "cut.log"
     with log.open("w") as stderr:
@@ -268,7 +278,7 @@ def test_an_interrupted_study_resumes_to_the_trials_and_summary_of_one_left_alon
     again = call("tune", spec, *LIMIT, "--out", cut, "--trials", trials, "--resume", "--json")
     assert again.returncode == 0, again.stderr[-3000:]
 
-    assert trials_of(cut) == trials_of(tmp_path / "whole")  # the same configurations, scores and costs
-    a, b = (json.loads((d / "summary.json").read_text()) for d in (tmp_path / "whole", cut))
+    assert trials_of(cut) == trials_of(whole_dir)  # the same configurations, scores and costs
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (whole_dir, cut))
     assert comparable(a) == comparable(b)
-    assert (cut / "best.yaml").read_text() == (tmp_path / "whole" / "best.yaml").read_text()
+    assert (cut / "best.yaml").read_text() == (whole_dir / "best.yaml").read_text()

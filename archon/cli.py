@@ -757,6 +757,21 @@ def serve(
     uvicorn.run(create_app(server), host=host, port=port, log_level="warning", access_log=False)
 
 
+@app.command()
+def view(
+    run_dir: Annotated[str, typer.Argument(help="A run directory written by archon run --out.")],
+    problem: Annotated[str | None, typer.Option(help="Only this problem (its id).")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="The page (default: RUN_DIR/view.html).")] = None,
+) -> None:
+    """Write one self-contained HTML page of a run: the DAG, the problems, each problem's trace and search trees."""
+    from pathlib import Path
+
+    from archon.view import write_view
+
+    path = write_view(Path(run_dir), Path(output) if output else None, problem)
+    typer.echo(f"wrote {path}")
+
+
 hardware_app = typer.Typer(help="Hardware profiles for idealized latency.", no_args_is_help=True)
 app.add_typer(hardware_app, name="hardware")
 

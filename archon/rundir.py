@@ -1,7 +1,8 @@
-"""A run directory: ``results.jsonl``, ``run.json`` and ``summary.json``.
+"""A run directory: ``results.jsonl``, ``run.json``, ``pipeline.json`` and ``summary.json``.
 
 ``results.jsonl`` holds one record per problem, appended as each finishes; ``run.json`` says what was
-run (the spec's hash, the seed). Opening one for a new run refuses a directory that already holds
+run (the spec's hash, the seed); ``pipeline.json`` is the DAG that ran (nodes, ops, inputs, params: what
+``archon view`` draws). Opening one for a new run refuses a directory that already holds
 results (``force`` starts it over); opening one to resume refuses a directory written by another spec
 or seed, and drops a torn last line (a record cut short by a crash or a full disk), which is then run
 again. A damaged line anywhere else is an error naming the file and line.

@@ -215,6 +215,16 @@ class Runner:
         for name in self.spec.retrievers:
             self.built_retriever(name)
 
+    def pipeline_graph(self) -> dict[str, Any]:
+        """The DAG that runs, for a run directory's ``pipeline.json`` (what ``archon view`` draws)."""
+        nodes = []
+        for n in self.order:
+            node = self.graph.nodes[n]["node"]
+            params = {k: v for k, v in node.params_for(str(node.op)).items()}
+            nodes.append({"id": n, "op": str(node.op), "inputs": list(self.graph.predecessors(n)),
+                          "params": json.loads(json.dumps(params, default=str))})  # fmt: skip
+        return {"nodes": nodes, "output": self.output}
+
     # ------------------------------------------------------------------ running
 
     @property
@@ -328,6 +338,7 @@ class Runner:
         if out_dir is not None:
             identity = {"spec": spec_hash(self.spec), "seed": self.seed}
             records.extend(open_run(out_dir, identity, resume=resume, force=force))
+            (out_dir / "pipeline.json").write_text(json.dumps(self.pipeline_graph(), indent=2) + "\n")
         skip = {r["id"] for r in records}
         for r in records:  # an earlier session's spend counts against a per-run budget
             self.ledger.carry(r["id"], Cost.from_dict(r["cost"]), _node_costs(r))

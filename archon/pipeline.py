@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from archon.core import Problem
+from archon.core.sync import run_sync
 from archon.spec.load import SpecError, parse_spec, read_spec_data
 from archon.spec.models import Spec
 
@@ -126,17 +126,25 @@ class Pipeline:
             finally:
                 await runner.aclose()
 
-        summary = asyncio.run(go())
+        summary = run_sync(go())
         order = {p.id: i for i, p in enumerate(problems)}
         records.sort(key=lambda r: order.get(r["id"], len(order)))
-        return Results(records, summary)
+        results = Results(records, summary)
+        results.pipeline = runner.pipeline_graph()
+        return results
 
 
 class Results(dict):
-    """A run's ``records`` (one per problem) and ``summary``; ``to_pandas()`` when pandas is installed."""
+    """A run's ``records`` (one per problem) and ``summary``; ``to_pandas()`` when pandas is installed.
+
+    In a notebook a ``Results`` shows itself as tables (the summary, then the problems);
+    :meth:`coverage_figure` draws its scaling curves and :meth:`view` the trace viewer's page.
+    """
 
     def __init__(self, records: list[dict[str, Any]], summary: dict[str, Any]) -> None:
         super().__init__(records=records, summary=summary)
+        self.pipeline: dict[str, Any] | None = None
+        """The DAG that ran (what the trace viewer draws)."""
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -161,3 +169,71 @@ class Results(dict):
             row["candidates"] = len(r["candidates"])
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def _repr_html_(self) -> str:
+        """The summary and the first 50 problems as HTML tables (a notebook's display)."""
+        from html import escape
+
+        s = self.summary
+        per = s.get("per_problem", {})
+        head = {"problems": s.get("problems"), "accuracy": s.get("accuracy"), "coverage": s.get("coverage"),
+                "errors": s.get("errors"), "FLOPs / problem": per.get("flops"),
+                "tokens / problem": per.get("tokens"), "wall seconds": s.get("seconds")}  # fmt: skip
+        cells = "".join(f"<tr><th>{escape(k)}</th><td>{escape(_fmt(v))}</td></tr>" for k, v in head.items())
+        rows = []
+        for r in self.records[:50]:
+            ok = "" if r["correct"] is None else ("✓" if r["correct"] else "✗")
+            values = (r["id"], r["answer"], r["reference"], ok, (r.get("cost") or {}).get("flops"),
+                      len(r["candidates"]), r["error"] or "")  # fmt: skip
+            rows.append("<tr>" + "".join(f"<td>{escape(_fmt(v))}</td>" for v in values) + "</tr>")
+        more = len(self.records) - 50
+        tail = f"<p>… and {more} more problems (<code>to_pandas()</code> has them all)</p>" if more > 0 else ""
+        header = "".join(f"<th>{h}</th>" for h in ("id", "answer", "reference", "correct", "FLOPs", "candidates",
+                                                     "error"))  # fmt: skip
+        return f"<table>{cells}</table><table><tr>{header}</tr>{''.join(rows)}</table>{tail}"
+
+    def coverage_figure(self) -> Any:
+        """Coverage (pass@k) and majority@k against samples and FLOPs, with the power-law fit (a matplotlib Figure).
+
+        Needs several samples per problem in the final candidates (the summary's ``scaling``).
+        """
+        from archon.scaling_report import RunCurves, _png, fit_coverage
+
+        curve = self.summary.get("scaling")
+        if not curve:
+            raise ValueError("no scaling curves: the run's final candidates need 2 samples or more per problem")
+        n = max(curve["k"])
+        flops = float(self.summary.get("per_problem", {}).get("flops") or 0.0)
+        run = RunCurves("run", curve["k"], curve["pass@k"], curve["majority@k"], [flops * k / n for k in curve["k"]],
+                        max(curve["problems"]))  # fmt: skip
+        return _png([run], {"run": fit_coverage(run.k, run.coverage)})
+
+    def view(self, problem: str | None = None, height: int = 700) -> Any:
+        """The trace viewer's page of these results, for a notebook (an iframe holding the self-contained page)."""
+        from archon.view import render
+
+        records = [r for r in self.records if problem is None or r["id"] == problem]
+        if not records:
+            raise ValueError(f"no problem {problem!r} in these results")
+        return _Page(render(self.summary, records, self.pipeline, title="results"), height)
+
+
+class _Page:
+    """A self-contained HTML page shown in an iframe by a notebook."""
+
+    def __init__(self, page: str, height: int) -> None:
+        self.page, self.height = page, height
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return (
+            f'<iframe srcdoc="{escape(self.page)}" style="width:100%;height:{self.height}px;border:1px solid #ccc">'
+            "</iframe>"
+        )
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) >= 1e4 or (v and abs(v) < 1e-3) else f"{v:.3f}".rstrip("0").rstrip(".")
+    return "" if v is None else str(v)

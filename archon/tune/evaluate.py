@@ -9,7 +9,6 @@ and cost are therefore those of its configuration, not of the order trials ran i
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from archon.core import Problem
+from archon.core.sync import run_sync
 from archon.runtime import Resources, Runner
 from archon.spec.models import BudgetSpec, Spec
 from budgets import LIMITS
@@ -121,7 +121,7 @@ class Evaluator:
             if on_result is not None and not stop:
                 stop = bool(on_result(rec))
 
-        summary = asyncio.run(runner.run(problems, progress=progress, should_stop=lambda: stop))
+        summary = run_sync(runner.run(problems, progress=progress, should_stop=lambda: stop))
         per = summary["per_problem"]
         return Evaluation(
             accuracy=summary["accuracy"] or 0.0,
@@ -134,6 +134,6 @@ class Evaluator:
 
     def close(self) -> None:
         """Close the models and the cache."""
-        asyncio.run(self.resources.aclose())
+        run_sync(self.resources.aclose())
         if self.cache is not None:
             self.cache.close()

@@ -298,3 +298,46 @@ def _importance_figure(importances: dict[str, float]) -> Any:
     ax.barh(names, [importances[n] for n in names], color="tab:blue")
     ax.set(xlabel="importance (PED-ANOVA)", title="Parameter importance for accuracy")
     return figure
+
+
+class StudyView:
+    """A study in a notebook: every trial's accuracy against cost (the front highlighted), importances, a table.
+
+    Example (in a notebook): ``StudyView(load_study(Path("studies/tune_arith")))`` displays itself.
+    """
+
+    def __init__(self, study: optuna.Study, *, min_importance_trials: int = 10) -> None:
+        self.study, self.min_importance_trials = study, min_importance_trials
+
+    def _repr_html_(self) -> str:
+        import base64
+        import io
+        from html import escape
+
+        objectives = self.study.user_attrs.get("objectives") or ["accuracy"]
+        cost = objectives[1] if len(objectives) > 1 else "flops"
+        limit = (self.study.user_attrs.get("budget") or {}).get(cost)
+        trials = self.study.get_trials(deepcopy=False)
+        front = pareto_front(trials, cost=cost)
+        on_front = {t.number for t in front}
+        images = []
+        drawn = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and _xy(t, cost)]
+        figures = [_trials_figure(drawn, front, cost=cost, limit=limit)] if drawn else []
+        importances, why_not = _importances(self.study, min_trials=self.min_importance_trials)
+        if not why_not:
+            figures.append(_importance_figure(importances))
+        for figure in figures:
+            buf = io.BytesIO()
+            figure.savefig(buf, format="png", dpi=90)
+            images.append(f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">')
+        rows = []
+        for t in trials:
+            acc, c = _attr(t, "accuracy"), _attr(t, cost)
+            params = ", ".join(f"{k}={v}" for k, v in t.params.items())
+            star = "★" if t.number in on_front else ""
+            cells = (t.number, t.state.name.lower(), "" if acc is None else f"{acc:.3f}",
+                     "" if c is None else f"{c:.3g}", "yes" if _feasible(t) else "no", star, params)  # fmt: skip
+            rows.append("<tr>" + "".join(f"<td>{escape(str(x))}</td>" for x in cells) + "</tr>")
+        head = "".join(f"<th>{h}</th>" for h in ("trial", "state", "accuracy", cost, "feasible", "front", "params"))
+        note = f"<p>importances: {escape(why_not)}</p>" if why_not else ""
+        return f"{''.join(images)}{note}<table><tr>{head}</tr>{''.join(rows)}</table>"

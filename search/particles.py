@@ -33,7 +33,7 @@ from archon.core.anytime import within_budget
 from archon.core.generation import MAX_N
 from archon.core.registry import OPERATORS
 from search.steps import ANSWER_MARKER, DELIMITER, Partial, extend, root
-from search.tree import choose, prm_scores, roll_out
+from search.tree import Tree, choose, prm_scores, roll_out
 
 _EDGE = 1e-6
 """Rewards are clipped into ``[_EDGE, 1 - _EDGE]`` before their logit."""
@@ -138,6 +138,7 @@ class _Run:
     done: list[tuple[Partial, float, tuple[Partial, ...]]]
     rounds: int
     history: list[dict[str, object]]
+    tree: list[dict[str, object]]
 
 
 async def _filter(
@@ -162,6 +163,7 @@ async def _filter(
     logw = [0.0] * p.particles
     removed: list[tuple[Partial, float, tuple[Partial, ...]]] = []
     history: list[dict[str, object]] = []
+    tree, at = Tree(), [None] * p.particles  # the trace's tree: each particle's node (None: the question)
     rounds, fixed = 0, 1 if reference else 0
     while rounds < p.max_steps and any(not x.finished for x in pool[fixed:]):
         grown = await extend(
@@ -179,10 +181,13 @@ async def _filter(
         fresh = await _log_weights(ctx, state, p, [pool[i] for i in moved])
         for i, w in zip(moved, fresh, strict=True):
             logw[i] = w
+            at[i] = tree.add(pool[i], at[i])
+            tree.scored([at[i]], [_shown(w, p)])
         if p.finished == "remove" and not fixed:
             removed += [(x, w, t) for x, w, t in zip(pool, logw, paths, strict=True) if x.finished]
             kept = [i for i, x in enumerate(pool) if not x.finished]
             pool, logw, paths = [pool[i] for i in kept], [logw[i] for i in kept], [paths[i] for i in kept]
+            at = [at[i] for i in kept]
             if not pool:
                 break
         weights = softmax(logw, p.resample_temperature)
@@ -194,6 +199,9 @@ async def _filter(
         )
         history.append({"round": rounds, "ess": size, "log_weights": list(logw), "drawn": picks if drawn else None})
         pool, logw, paths = [pool[i] for i in picks], [logw[i] for i in picks], [paths[i] for i in picks]
+        at = [at[i] for i in picks]
+        tree.kept([i for i in at if i is not None])  # resampled: carried into the next round
+    ends = [None] * len(removed) + list(at)  # the removed particles' nodes are not tracked: drawn as they were
     done = removed + list(zip(pool, logw, paths, strict=True))
     unfinished = [j for j, (x, _, _) in enumerate(done) if not x.finished]
     rolled = await roll_out(
@@ -201,8 +209,19 @@ async def _filter(
         answer_marker=p.answer_marker, seed=seed,
     )  # fmt: skip
     for j, x in zip(unfinished, rolled, strict=True):
+        before = len(done[j][0].steps)
         done[j] = (x, done[j][1], (*done[j][2], x))
-    return _Run([d for d in done if d[0].finished][: p.particles], rounds, history)
+        node = tree.add(x, ends[j])  # the roll-out to the end: one node holding all its steps
+        tree.nodes[node]["step"] = "".join(x.steps[before:])
+        tree.nodes[node]["rollout"] = True
+    return _Run([d for d in done if d[0].finished][: p.particles], rounds, history, tree.nodes)
+
+
+def _shown(log_weight: float, p: ParticleFilterParams) -> float:
+    """A node's score in the trace's tree: the PRM's reward (its weight is the reward's logit), else the weight."""
+    if p.prm is None:
+        return log_weight
+    return 1.0 / (1.0 + math.exp(-max(-700.0, min(700.0, log_weight))))
 
 
 async def _result(
@@ -221,7 +240,7 @@ async def _result(
     # the largest log-weight first, or the vote of the particles' answers weighted by their shares
     cands = choose(cands, "share", "vote" if p.choose == "vote" else "score", higher_is_better=True)
     info: dict[str, object] = {"rounds": run.rounds, "finished": len(cands), "weights_by": p.prm or "self_certainty"}
-    info |= {"rounds_log": run.history, **event}
+    info |= {"rounds_log": run.history, "tree": run.tree, **event}
     if exhausted:
         info["stopped_by_budget"] = True
     return state.with_candidates(cands, node=ctx.node, op=op, **info)
@@ -231,7 +250,7 @@ async def _result(
 async def particle_filter(ctx: Context, state: State, p: ParticleFilterParams) -> State:
     """Particle filtering over steps with a PRM (or self-certainty); ``particles`` finished solutions."""
     engine = ctx.engine(p.engine)
-    run = _Run([], 0, [])
+    run = _Run([], 0, [], [])
     with within_budget() as budget:
         run = await _filter(ctx, state, p, engine, rng=random.Random(ctx.seed), seed=ctx.seed or 0)
     return await _result(ctx, state, p, run, exhausted=budget.exhausted, op="particle_filter")
@@ -263,7 +282,7 @@ async def particle_gibbs(ctx: Context, state: State, p: ParticleGibbsParams) -> 
     engine = ctx.engine(p.engine)
     rng = random.Random(ctx.seed)
     reference: tuple[Partial, ...] = ()
-    last = run = _Run([], 0, [])
+    last = run = _Run([], 0, [], [])
     passes: list[dict[str, object]] = []
     with within_budget() as budget:
         for k in range(p.iterations):

@@ -62,6 +62,13 @@ def test_it_returns_exactly_p_finished_particles_best_first(filtered) -> None:
         assert sum(c["scores"]["share"] for c in cands) == pytest.approx(1.0)
         event = next(e for e in r["trace"] if e["op"] == "particle_filter")
         assert event["rounds_log"] and all(len(h["log_weights"]) == 8 for h in event["rounds_log"])
+        tree = event["tree"]  # every particle's step as a node; the resampled ones kept
+        first = [n for n in tree if n["parent"] is None]
+        assert len(first) == 8 and all(n["parent"] is None or n["parent"] < n["id"] for n in tree)
+        assert all(0 <= n["score"] <= 1 for n in tree if not n.get("rollout"))  # the PRM's rewards
+        drawn = {i for h in event["rounds_log"][:1] for i in (h["drawn"] or range(8))}
+        assert sum(n["kept"] for n in first) == len(drawn)  # resampled after round 1: kept
+        assert sum(n["finished"] for n in tree) >= len(cands)
     assert reuse["reused"] > 2 * reuse["computed"]
 
 

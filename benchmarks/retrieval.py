@@ -2,7 +2,7 @@
 a tuned retrieval pipeline against the best fixed k, and retrieval's share of a run's wall time.
 
     python benchmarks/retrieval.py            # dev recall (500), reader curve on 200 test problems, studies
-    python benchmarks/retrieval.py --quick    # 40 problems, no study
+    python benchmarks/retrieval.py --quick    # 40 problems (16 read), no study
 
 1. recall@k (k = 1, 3, 5, 10, 20) of ``bm25``, ``dense`` (MiniLM + FAISS) and ``hybrid`` (their RRF) on
    facts dev: over all questions, over those whose person has a near-duplicate twin, and how often the
@@ -264,7 +264,7 @@ def studies(problems: int, budgets: list[float], trials: int, minibatch: int, cu
 def main() -> None:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="40 problems, no study")
+    ap.add_argument("--quick", action="store_true", help="40 problems for recall, 16 for the reader, no study")
     ap.add_argument("--problems", type=int, default=200, help="test problems of the reader curve and the studies")
     ap.add_argument("--budgets", type=float, nargs="+", default=[4e8, 8e8])
     ap.add_argument("--trials", type=int, default=24)
@@ -276,7 +276,7 @@ def main() -> None:
     from archon import data
 
     n_recall = 40 if args.quick else 500
-    n_reader = 40 if args.quick else args.problems
+    n_reader = 16 if args.quick else args.problems
     dev = data.load("facts", "dev")[:n_recall]
     test = data.load("facts", "test")[:n_reader]
     retrievers = build_retrievers()

@@ -104,11 +104,11 @@ def test_the_retrieval_study_example_tunes_retriever_and_k_and_writes_a_runnable
     from tests.archon.test_cli import archon
 
     example = Path(__file__).resolve().parents[3] / "examples" / "rag_tune.yaml"
-    flags = ["--limit", "4", "--trials", "4", "--minibatch", "2", "--out", str(tmp_path), "--json"]
+    flags = ["--limit", "4", "--trials", "3", "--minibatch", "2", "--out", str(tmp_path), "--json"]
     out = archon("tune", str(example), *flags)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["trials"].get("complete") == 4 and result["best"] is not None
+    assert result["trials"].get("complete") == 3 and result["best"] is not None
     import optuna
 
     study = optuna.load_study(study_name="rag_tune", storage=f"sqlite:///{tmp_path / 'optuna.db'}")

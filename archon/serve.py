@@ -359,40 +359,33 @@ def create_app(server: Server) -> FastAPI:
         text = _answer_text(record)
         return record, text, _usage(runner, messages, text, record)
 
-    def extras(record: dict[str, Any]) -> dict[str, Any]:
-        return {"answer": record["answer"], "cost_by_node": record["cost_by_node"], "error": record["error"],
-                "candidates": len(record["candidates"])}  # fmt: skip
+    async def respond(messages: list[dict[str, str]], req: _Common, *, chat: bool) -> Any:
+        """Run the request, then answer it whole or as a stream (chat or text completion)."""
+        ident, created = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}", int(time.time())
+        record, text, usage = await run(messages, req)
+        if req.stream:
+            return StreamingResponse(_stream(ident, created, server.name, text, usage, req, chat=chat),
+                                     media_type="text/event-stream")  # fmt: skip
+        if chat:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": "stop"}
+        extras = {"answer": record["answer"], "cost_by_node": record["cost_by_node"], "error": record["error"],
+                  "candidates": len(record["candidates"])}  # fmt: skip
+        return {
+            "id": ident, "object": "chat.completion" if chat else "text_completion", "created": created,
+            "model": server.name, "choices": [{**choice, "logprobs": None}], "usage": usage, "archon": extras,
+        }  # fmt: skip
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
         req = await parse(request, ChatRequest)
-        messages = [m.model_dump() for m in req.messages]
-        ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        record, text, usage = await run(messages, req)
-        if req.stream:
-            return StreamingResponse(_stream(ident, created, server.name, text, usage, req, chat=True),
-                                     media_type="text/event-stream")  # fmt: skip
-        return {
-            "id": ident, "object": "chat.completion", "created": created, "model": server.name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
-                         "logprobs": None}],
-            "usage": usage, "archon": extras(record),
-        }  # fmt: skip
+        return await respond([m.model_dump() for m in req.messages], req, chat=True)
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
         req = await parse(request, CompletionRequest)
-        messages = [{"role": "user", "content": req.prompt}]
-        ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
-        record, text, usage = await run(messages, req)
-        if req.stream:
-            return StreamingResponse(_stream(ident, created, server.name, text, usage, req, chat=False),
-                                     media_type="text/event-stream")  # fmt: skip
-        return {
-            "id": ident, "object": "text_completion", "created": created, "model": server.name,
-            "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
-            "usage": usage, "archon": extras(record),
-        }  # fmt: skip
+        return await respond([{"role": "user", "content": req.prompt}], req, chat=False)
 
     @app.get("/v1/models")
     async def models() -> Any:

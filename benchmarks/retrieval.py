@@ -18,6 +18,9 @@ a tuned retrieval pipeline against the best fixed k, and retrieval's share of a 
 6. Two-hop questions (``multihop_test``): how often one retrieval for the question finds the person's
    and the birthplace's documents; tiny-l with k = 2; retrieving again with the first answer as the query;
    ``iterdrag`` with tiny-l writing the follow-ups.
+7. ``archon tune examples/rag_tune_multihop.yaml`` (retrieve first or not, retriever, k, answer at once or
+   interleave with ``iterdrag``) under a FLOP budget on ``multihop_dev``, its best run on the two-hop test
+   problems, against the most accurate fixed k of one BM25 retrieval (k = 1, 2, 3, 5) whose FLOPs fit.
 
 Writes ``benchmarks/results/retrieval.json`` (``retrieval_quick.json``).
 """
@@ -221,8 +224,33 @@ def multihop(problems: list[Any]) -> dict[str, Any]:
     return out
 
 
-def studies(problems: int, budgets: list[float], trials: int, minibatch: int, curve: list[dict]) -> list[dict]:
-    """Tune rag_tune.yaml under each budget; its best on test against the best fixed k that fits."""
+MULTIHOP_KS = (1, 2, 3, 5)
+
+
+def multihop_curve(problems: list[Any]) -> list[dict[str, Any]]:
+    """One BM25 retrieval of k passages for a two-hop question, then tiny-l greedy: the fixed-k baselines."""
+    rows = []
+    for k in MULTIHOP_KS:
+        pipeline = [{"id": "docs", "op": "retrieve", "params": {"retriever": "bm25", "k": k}},
+                    {**ANSWER, "inputs": ["docs"]}]  # fmt: skip
+        s, _ = _run(_base(pipeline), problems)
+        rows.append({"k": k, "accuracy": s["accuracy"], "flops_per_problem": s["per_problem"]["flops"],
+                     "errors": s["errors"]})  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def studies(
+    problems: int,
+    budgets: list[float],
+    trials: int,
+    minibatch: int,
+    curve: list[dict],
+    *,
+    spec: str = "rag_tune.yaml",
+    split: str = "test",
+) -> list[dict]:
+    """Tune ``examples/SPEC`` under each budget; its best on ``split`` against the best fixed k that fits."""
     from cli_runs import archon
 
     out = []
@@ -231,7 +259,7 @@ def studies(problems: int, budgets: list[float], trials: int, minibatch: int, cu
             study = Path(tmp) / f"{budget:g}"
             start = time.perf_counter()
             tuned = archon(
-                "tune", str(ROOT / "examples" / "rag_tune.yaml"), "--budget-flops", f"{budget:g}", "--trials",
+                "tune", str(ROOT / "examples" / spec), "--budget-flops", f"{budget:g}", "--trials",
                 str(trials), "--minibatch", str(minibatch), "--out", str(study), may_fail=True,
             )  # fmt: skip
             minutes = (time.perf_counter() - start) / 60
@@ -245,7 +273,7 @@ def studies(problems: int, budgets: list[float], trials: int, minibatch: int, cu
             if "error" in tuned:
                 out.append({**row, "error": tuned["error"], "beats best fixed k": False})
                 continue
-            run = archon("run", str(study / "best.yaml"), "--split", "test", "--limit", str(problems))
+            run = archon("run", str(study / "best.yaml"), "--split", split, "--limit", str(problems))
             import yaml
 
             chosen = {
@@ -267,6 +295,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="40 problems for recall, 16 for the reader, no study")
     ap.add_argument("--problems", type=int, default=200, help="test problems of the reader curve and the studies")
     ap.add_argument("--budgets", type=float, nargs="+", default=[4e8, 8e8])
+    ap.add_argument("--multihop-budgets", type=float, nargs="+", default=[2e9])
+    ap.add_argument("--multihop-trials", type=int, default=16)
     ap.add_argument("--trials", type=int, default=24)
     ap.add_argument("--minibatch", type=int, default=100)
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
@@ -294,9 +324,20 @@ def main() -> None:
         print(name, {k: round(v, 3) for k, v in row.items() if isinstance(v, float)}, flush=True)
     report["reader"] = reader_curve(test)
     report["drag"] = drag_curve(test)
-    report["multihop"] = multihop(data.load("facts", "multihop_test")[:n_reader])
+    two_hop = data.load("facts", "multihop_test")[:n_reader]
+    report["multihop"] = multihop(two_hop)
+    report["multihop"]["fixed_k"] = multihop_curve(two_hop)
     if not args.quick:
         report["studies"] = studies(n_reader, args.budgets, args.trials, args.minibatch, report["reader"])
+        report["multihop_studies"] = studies(
+            n_reader,
+            args.multihop_budgets,
+            args.multihop_trials,
+            args.minibatch,
+            report["multihop"]["fixed_k"],
+            spec="rag_tune_multihop.yaml",
+            split="multihop_test",
+        )
     name = "retrieval_quick.json" if args.quick else "retrieval.json"
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / name).write_text(json.dumps(report, indent=2) + "\n")

@@ -33,7 +33,7 @@ PURPOSES = {
     "tiny-l": "causal LM, arith + facts; default policy model",
     "tiny-s": "smaller causal LM, arith + facts; cheap model",
     "tiny-prm": "process verifier: a score per arith step",
-    "tiny-prm-weak": "tiny-prm after its first phase: a weaker PRM",
+    "tiny-prm-weak": "an early checkpoint of tiny-prm: a weaker PRM",
     "tiny-orm": "outcome verifier: a score per arith solution",
 }
 

@@ -19,9 +19,9 @@ Output is parsed strictly: a line that starts with neither prefix is *malformed*
 the trace and handled by ``on_malformed``: ``final`` takes the line as the final answer, ``force``
 writes the final-answer prefix and asks again, ``drop`` leaves the problem without a candidate.
 
-The embedded models were not trained on this format: tiny-l writes no well-formed follow-up, so on
-the embedded world the operator runs end to end (mechanics, costs, traces) but does not help; a model
-that can follow the format is needed for the accuracy (see ``docs/retrieval.md``).
+tiny-l's last training phase included transcripts of this format for training-world two-hop
+questions, so on the embedded world it writes the follow-ups and answers some two-hop questions that
+one retrieval cannot (figures in ``BENCHMARKS.md`` "Retrieval"); tiny-s was never trained on it.
 """
 
 from __future__ import annotations

@@ -56,8 +56,6 @@ def problems(spec: Spec) -> list[str]:
                 out.append(f"pipeline[{i}].inputs[{j}]: node {src!r} is listed twice")
         out.extend(dict.fromkeys(_reference_problems(spec, i, node)))
         out.extend(_op_problems(i, node))
-        if node.enabled is not True and not node.inputs:
-            out.append(f"pipeline[{i}].enabled: only a node with inputs can be left out (its readers read them)")
     for name, v in spec.verifiers.items():
         if v.engine is not None and v.engine not in spec.engines:
             out.append(f"verifiers.{name}.engine: no engine {v.engine!r}{_declared(spec.engines)}")

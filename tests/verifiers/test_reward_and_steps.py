@@ -148,7 +148,8 @@ def test_outcome_model_prefers_correct_solutions(orm, problems):
     )
     p, c = problems[0], Candidate(problems[0].metadata["solution"])
     (per_step,) = asyncio.run(steps.score_steps(p, [c]))
-    assert asyncio.run(orm.score(p, [c]))[0] == pytest.approx(math.prod(per_step), rel=1e-6)
+    # float32: the two readings batch their passes differently (1.06e-6 apart on one Intel CPU)
+    assert asyncio.run(orm.score(p, [c]))[0] == pytest.approx(math.prod(per_step), rel=1e-5)
     assert asyncio.run(orm.score(p, [Candidate("")])) == [0.0]  # nothing checked is not a perfect score
     steps.close()
 

@@ -1,7 +1,7 @@
 """Train every embedded model from scratch: ``python -m archon.models.training [--out DIR]``.
 
-Order: ``tiny-l``, ``tiny-s``, then the verifier ``tiny-prm`` (with ``tiny-prm-weak``, the model
-after its first phase): a step-checking causal LM trained on the training world's steps and chains
+Order: ``tiny-l``, ``tiny-s``, then the verifier ``tiny-prm`` (with ``tiny-prm-weak``, an early
+checkpoint of its first phase): a step-checking causal LM trained on the training world's steps and chains
 (``training.checker``), not on any policy's samples; ``tiny-orm`` is ``tiny-prm``'s weights read as an
 outcome verifier (``tiny-prm`` must exist when it is made). Everything comes from the training
 worlds, never from the shipped dev/test problems; seeds are fixed. ``--only`` runs some stages;
@@ -34,6 +34,23 @@ _S = {"hidden": 96, "layers": 3, "heads": 3, "kv_heads": 1, "intermediate": 256}
 # ``training.data.open_people``, whose values can only be copied, not remembered.
 # Each phase starts from the previous one's weights with a fresh optimizer.
 _READ = LMSpec(**_L, steps=900, lr=1e-3, warmup=30, facts_fraction=0.2, copy_fraction=0.1, open_facts_fraction=0.45)
+# The last tiny-l phase reads several passages (1-5, the twin always among them) and IterDRAG
+# transcripts, while its arith batches keep the previous phase's arith distribution (distillation
+# on its own samples), so that reading improves without moving the arith policy.
+_KEEP_ARITH = replace(
+    _READ,
+    steps=1600,
+    facts_fraction=0.15,
+    copy_fraction=0.0,
+    open_facts_fraction=0.15,
+    lookup_fraction=0.1,
+    multihop_fraction=0.1,
+    distill_fraction=0.5,
+    distill_pool=8192,
+    min_distractors=0,
+    max_distractors=4,
+    seed=5,
+)
 SPECS = {
     "tiny-l": [
         LMSpec(**_L, steps=500, lr=1e-3, warmup=50, facts_fraction=0.3, copy_fraction=0.5, seed=0),
@@ -41,6 +58,7 @@ SPECS = {
         replace(_READ, seed=2),
         replace(_READ, facts_fraction=0.15, open_facts_fraction=0.55, seed=3),
         replace(_READ, facts_fraction=0.0, open_facts_fraction=0.6, seed=4),
+        _KEEP_ARITH,
     ],
     "tiny-s": [
         LMSpec(**_S, steps=400, lr=2e-3, warmup=50, facts_fraction=0.2, copy_fraction=0.5, seed=0),
@@ -54,8 +72,11 @@ CHECKERS = {
     ],
 }
 """Each process verifier's phases (each starts from the previous one's weights)."""
-WEAK = ("tiny-prm", 1)
-"""``tiny-prm-weak`` is ``tiny-prm`` after this many of its phases."""
+WEAK = ("tiny-prm", 1, 1800)
+"""``tiny-prm-weak`` is ``tiny-prm``'s checkpoint at this step of this phase (one of its ``steps_kept``).
+
+The step was chosen, among the kept checkpoints, for a within-problem AUC near 0.75 on tiny-l's samples
+of training-world arith problems (never dev/test): a learned PRM that is clearly imperfect."""
 OUTCOME = {"tiny-orm": "tiny-prm"}
 """Outcome verifiers that are a process verifier's weights read as an outcome model (``reward_config.json``)."""
 STAGES = ["tiny-l", "tiny-s", "tiny-prm", "tiny-orm"]
@@ -77,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.perf_counter()
             for phase, spec in enumerate(SPECS[name]):
                 if args.smoke:
-                    spec = replace(spec, steps=3, warmup=1, arith_batch=4, facts_batch=2)
+                    spec = replace(spec, steps=3, warmup=1, arith_batch=4, facts_batch=2, distill_pool=8)
                 print(f"== {name}, phase {phase + 1}", flush=True)
                 init = args.out / name if phase else None
                 train_lm(spec, args.out / name, init=init, log_every=0 if args.smoke else 100)
@@ -93,9 +114,12 @@ def main(argv: list[str] | None = None) -> None:
                     spec = replace(spec, steps=3, warmup=1, step_batch=4, chain_batch=2, steps_kept=())
                 init = args.out / name if phase else None
                 train_checker(spec, args.out / name, checkpoints=tmp, init=init, log_every=0 if args.smoke else 200)
-                if (name, phase + 1) == WEAK:
+                if (name, phase + 1) == WEAK[:2]:
+                    kept = Path(tmp) / f"step-{WEAK[2]}"
+                    if args.smoke:  # the smoke run is shorter than any kept step
+                        kept = args.out / name
                     shutil.rmtree(args.out / f"{name}-weak", ignore_errors=True)
-                    shutil.copytree(args.out / name, args.out / f"{name}-weak")
+                    shutil.copytree(kept, args.out / f"{name}-weak")
         timings[name] = time.perf_counter() - t0
     for name, source in OUTCOME.items():
         if name in stages:

@@ -65,7 +65,7 @@ class CheckerSpec:
     chain_fraction: float = 0.25
     corrupt_fraction: float = 0.4
     seed: int = 11
-    steps_kept: tuple[int, ...] = (300, 500, 700, 1000, 1500)
+    steps_kept: tuple[int, ...] = (300, 500, 700, 1000, 1500, 1800, 2100, 2400, 2700)
     """Early checkpoints saved under ``checkpoints/step-N`` (for studying how the verifier learns)."""
 
     def lm(self) -> LMSpec:
@@ -180,11 +180,13 @@ def train_checker(
     kind: str = "process",
     init: str | Path | None = None,
     log_every: int = 200,
+    stop_after: int | None = None,
 ) -> dict[str, float]:
     """Train the checker LM and save it to ``out_dir`` (early checkpoints under ``checkpoints``).
 
     It starts from random weights, or from the checker in ``init`` (a later phase, with a fresh
-    optimizer and schedule).
+    optimizer and schedule). ``stop_after`` ends the run after that many steps (the schedule is
+    still the whole ``spec.steps``'): what is needed to make one early checkpoint alone.
 
     ``kind`` is how its ``reward_config.json`` says to read it: ``process`` (a score per step) or
     ``outcome`` (one score per solution: the product of its steps' scores).
@@ -206,7 +208,7 @@ def train_checker(
     t0 = time.perf_counter()
     history: list[dict[str, float]] = []
     ema = {False: 0.0, True: 0.0}
-    for step in range(spec.steps):
+    for step in range(spec.steps if stop_after is None else min(stop_after, spec.steps)):
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         is_chain = rng.random() < spec.chain_fraction
@@ -231,7 +233,7 @@ def train_checker(
                 flush=True,
             )
     seconds = time.perf_counter() - t0
-    final = {"step": spec.steps, "step_accuracy": step_accuracy(model, held)}
+    final = {"step": step + 1, "step_accuracy": step_accuracy(model, held)}
     save_lm(model, out_dir)
     _write_record(out_dir, spec, final, seconds, kind=kind, init=init, history=history)
     return {"seconds": seconds, **final}

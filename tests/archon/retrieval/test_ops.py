@@ -99,20 +99,42 @@ def test_without_the_rag_extra_a_retriever_fails_in_one_line_naming_it(tmp_path:
     assert "retrievers.bm25" in lines[0] and "bm25s" in lines[0] and 'pip install -e ".[rag]"' in lines[0]
 
 
+def _study(tmp_path: Path, name: str, *flags: str) -> tuple[Any, Any]:
+    """Run ``archon tune examples/NAME.yaml`` into ``tmp_path``: the CLI's output and the Optuna study."""
+    import optuna
+
+    from tests.archon.test_cli import archon
+
+    example = Path(__file__).resolve().parents[3] / "examples" / f"{name}.yaml"
+    out = archon("tune", str(example), *flags, "--out", str(tmp_path), "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out, optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+
+
 @pytest.mark.slow
 def test_the_retrieval_study_example_tunes_retriever_and_k_and_writes_a_runnable_best(tmp_path: Path) -> None:
     from tests.archon.test_cli import archon
 
-    example = Path(__file__).resolve().parents[3] / "examples" / "rag_tune.yaml"
-    flags = ["--limit", "4", "--trials", "3", "--minibatch", "2", "--out", str(tmp_path), "--json"]
-    out = archon("tune", str(example), *flags)
-    assert out.returncode == 0, out.stderr[-2000:]
+    out, study = _study(tmp_path, "rag_tune", "--limit", "4", "--trials", "3", "--minibatch", "2")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["trials"].get("complete") == 3 and result["best"] is not None
-    import optuna
-
-    study = optuna.load_study(study_name="rag_tune", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     assert {t.params["docs.retriever"] for t in study.trials} == {"bm25", "dense", "hybrid"}  # the startup design
     run_ = archon("run", str(tmp_path / "best.yaml"), "--limit", "2", "--json")
     assert run_.returncode == 0, run_.stderr[-2000:]
     assert json.loads(run_.stdout)["retrievers"]
+
+
+@pytest.mark.slow
+def test_the_two_hop_study_can_leave_out_the_first_retrieval_and_interleave(tmp_path: Path) -> None:
+    import optuna
+
+    from tests.archon.test_cli import archon
+
+    _, study = _study(tmp_path, "rag_tune_multihop", "--limit", "3", "--trials", "4", "--minibatch", "3")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert {t.params["docs.enabled"] for t in done} == {True, False}  # the startup design covers both ...
+    assert {t.params["answer.op"] for t in done} == {"sample", "iterdrag"}  # ... and both ways of answering
+    without = [t for t in done if not t.params["docs.enabled"]]
+    assert all("docs.k" not in t.params for t in without)  # a node left out has no parameters drawn
+    run_ = archon("run", str(tmp_path / "best.yaml"), "--split", "multihop_dev", "--limit", "2", "--json")
+    assert run_.returncode == 0, run_.stderr[-2000:]

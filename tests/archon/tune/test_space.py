@@ -9,7 +9,7 @@ import pytest
 
 from archon.runtime import Runner
 from archon.spec import SpecError, parse_spec
-from archon.spec.graph import problems
+from archon.spec.graph import compile_pipeline, problems
 from archon.tune.space import concretize, cost_knobs, space_names, suggest
 
 
@@ -152,10 +152,22 @@ def test_by_op_for_an_op_that_is_not_a_choice_is_an_error() -> None:
     assert any("by_op.sample: not one of this node's ops" in p for p in problems(parse_spec(data)))
 
 
-def test_an_optional_source_node_is_an_error() -> None:
-    data = spec_data()
-    data["pipeline"][0]["enabled"] = tuned(type="bool")
-    assert any("pipeline[0].enabled: only a node with inputs" in p for p in problems(parse_spec(data)))
+def test_an_optional_source_node_left_out_makes_its_readers_read_the_problem() -> None:
+    data = {
+        "engines": {"m": {"model": "tiny-l"}},
+        "retrievers": {"r": {"kind": "bm25", "corpus": "facts"}},
+        "pipeline": [
+            {"id": "docs", "op": "retrieve", "params": {"retriever": "r"}, "enabled": tuned(type="bool")},
+            {"id": "answer", "op": "sample", "inputs": ["docs"], "params": {"engine": "m"}},
+        ],
+    }
+    spec = parse_spec(data)
+    assert problems(spec) == []
+    without = concretize(spec, {"docs.enabled": False})
+    assert [(n.id, n.inputs) for n in without.pipeline] == [("answer", [])]
+    compile_pipeline(without)  # a source node now
+    kept = concretize(spec, {"docs.enabled": True})
+    assert [(n.id, n.inputs) for n in kept.pipeline] == [("docs", []), ("answer", ["docs"])]
 
 
 @pytest.mark.parametrize(

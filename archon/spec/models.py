@@ -289,8 +289,10 @@ class TuneSpec(_Strict):
     ``objectives``: ``[accuracy]`` (maximised, subject to ``budget``) or ``[accuracy, flops]`` /
     ``[accuracy, latency]`` (a Pareto front). ``budget``: limits per problem, given to Optuna as
     constraints. ``minibatch``: evaluate each trial on this many problems of the split, then re-evaluate
-    the best ``reevaluate`` trials on the whole split. ``repair``: a trial over the budget is tried again
-    next with its cost knobs (the chosen ops' ``n``) scaled down by the budget's share of its cost.
+    the best ``reevaluate`` trials on the whole split (among those within every limit on the minibatch, or
+    over one by at most ``cost_slack`` of it: a minibatch's cost is an estimate too). ``repair``: a trial
+    over the budget is tried again next with its cost knobs (the chosen ops' ``n``) scaled down by the
+    budget's share of its cost.
     ``startup``: ``cover`` begins a new study with a few queued trials in which every categorical
     choice (conditional ones included) appears, before the sampler proposes; ``none`` leaves it out.
     ``workers``: processes sharing the study.
@@ -326,6 +328,14 @@ class TuneSpec(_Strict):
     pruner: Literal["wilcoxon", "none"] = "wilcoxon"
     minibatch: int | None = Field(None, ge=1)
     reevaluate: int = Field(3, ge=0)
+    cost_slack: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="with a minibatch: trials at most this share over a limit there may be re-scored too "
+        "(a minibatch's cost is an estimate; only what fits on the whole split is reported)",
+    )
     cache: bool = Field(True, description="share generations between trials (a content-addressed cache)")
     repair: bool = Field(
         True, description="after a trial over the budget, try it next with its sample counts (n) scaled to fit"

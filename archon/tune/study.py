@@ -337,6 +337,17 @@ class Study:
         """Complete trials within every limit."""
         return [t for t in self.complete_trials() if t.user_attrs.get("feasible")]
 
+    def near_feasible_trials(self) -> list[optuna.trial.FrozenTrial]:
+        """Complete trials within every limit, or over one by at most ``cost_slack`` of it (minibatch scores)."""
+        slack = 1.0 + self.options.cost_slack
+        budget = self.options.budget
+        return [
+            t
+            for t in self.complete_trials()
+            if t.user_attrs.get("feasible")
+            or all(float(t.user_attrs.get(k, 0.0)) <= v * slack for k, v in budget.items())
+        ]
+
     def _cost_key(self) -> str:
         return self.options.objectives[1] if len(self.options.objectives) > 1 else "flops"
 
@@ -359,24 +370,31 @@ class Study:
     def result(self) -> dict[str, Any]:
         """The best feasible configuration (or the Pareto front), with its score on the whole split.
 
-        With a minibatch, the best ``reevaluate`` feasible trials (every front member for two objectives)
-        are re-scored on the whole split, and only configurations feasible there are reported. When none
-        of them is feasible there (a trial whose minibatch cost was just under the budget can be just over
-        it on the split), the next feasible trials are re-scored, ``reevaluate`` at a time, until one is or
-        none is left. No infeasible configuration is ever reported as best.
+        With a minibatch, the best ``reevaluate`` trials (every front member for two objectives) are
+        re-scored on the whole split, and only configurations feasible there are reported. The trials
+        considered are those feasible on the minibatch and those over a limit there by at most
+        ``cost_slack`` of it: a minibatch's cost is an estimate, as its accuracy is, so a trial just over
+        the budget there can fit on the whole split (and one just under it can be over it). When none of
+        the re-scored trials is feasible, the next ones are re-scored, ``reevaluate`` at a time, until one
+        is or none is left. No infeasible configuration is ever reported as best.
         """
         feasible = sorted(self.feasible_trials(), key=lambda t: self._rank(t.user_attrs))
         minibatch = len(self.search_problems) < len(self.problems)
+        candidates = sorted(self.near_feasible_trials(), key=lambda t: self._rank(t.user_attrs)) if minibatch else []
         multi = len(self.options.objectives) > 1
         if multi:
             from archon.tune.report import pareto_front
 
             picked = pareto_front(self.complete_trials(), cost=self._cost_key())
         else:
-            picked = feasible[: max(1, self.options.reevaluate)] if minibatch else feasible[:1]
+            # without re-scoring, only what is feasible on the minibatch can be reported
+            pool = candidates if self.options.reevaluate else feasible
+            picked = pool[: max(1, self.options.reevaluate)] if minibatch else feasible[:1]
         if minibatch and self.options.reevaluate:
             configurations = self.reevaluate(picked)
-            step, rest = max(1, self.options.reevaluate), feasible[len(picked) :]
+            pool = candidates if not multi else feasible
+            taken = {t.number for t in picked}
+            step, rest = max(1, self.options.reevaluate), [t for t in pool if t.number not in taken]
             while not multi and rest and not any(c.score.get("feasible", True) for c in configurations):
                 configurations += self.reevaluate(rest[:step])
                 rest = rest[step:]

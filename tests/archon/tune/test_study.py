@@ -140,6 +140,21 @@ def test_when_the_best_trials_do_not_fit_on_the_whole_split_the_next_ones_are_re
     assert result["best"]["number"] == ranked[2].number and result["best"]["full"]["feasible"]
 
 
+def test_trials_just_over_the_budget_on_the_minibatch_are_rescored_too(tmp_path: Path) -> None:
+    # the startup design's two trials (tiny-s, tiny-l) are the same whatever the budget
+    free, _ = run_study(tmp_path / "free", spec(trials=2, minibatch=4, repair=False))
+    costs = {t.number: t.user_attrs["flops"] for t in free.complete_trials()}
+    top = max(costs, key=costs.__getitem__)
+    budget = {"flops": costs[top] / 1.05}  # the costlier trial is 5% over it on the minibatch
+    for slack, rescored in ((0.1, True), (0.0, False)):
+        s = spec(trials=2, minibatch=4, reevaluate=2, repair=False, budget=budget, cost_slack=slack)
+        study, result = run_study(tmp_path / f"slack-{slack}", s)
+        trial = next(t for t in study.complete_trials() if t.number == top)
+        assert trial.user_attrs["flops"] == pytest.approx(costs[top]) and not trial.user_attrs["feasible"]
+        assert (f"full:{top}" in study.study.user_attrs) is rescored
+        assert result["best"] is None or result["best"]["full"]["feasible"]  # reported only if it fits
+
+
 def test_two_objectives_give_a_front(tmp_path: Path) -> None:
     study, result = run_study(tmp_path, spec(trials=8, objectives=["accuracy", "flops"]))
     front = result["front"]

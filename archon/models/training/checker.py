@@ -186,7 +186,7 @@ def train_checker(
 
     It starts from random weights, or from the checker in ``init`` (a later phase, with a fresh
     optimizer and schedule). ``stop_after`` ends the run after that many steps (the schedule is
-    still the whole ``spec.steps``'): what is needed to make one early checkpoint alone.
+    still the whole ``spec.steps``): what is needed to make one early checkpoint alone.
 
     ``kind`` is how its ``reward_config.json`` says to read it: ``process`` (a score per step) or
     ``outcome`` (one score per solution: the product of its steps' scores).

@@ -380,21 +380,19 @@ class Study:
         """
         feasible = sorted(self.feasible_trials(), key=lambda t: self._rank(t.user_attrs))
         minibatch = len(self.search_problems) < len(self.problems)
-        candidates = sorted(self.near_feasible_trials(), key=lambda t: self._rank(t.user_attrs)) if minibatch else []
+        candidates = feasible
+        if minibatch and self.options.reevaluate:  # re-scored: a trial just over a limit there may fit the split
+            candidates = sorted(self.near_feasible_trials(), key=lambda t: self._rank(t.user_attrs))
         multi = len(self.options.objectives) > 1
         if multi:
             from archon.tune.report import pareto_front
 
             picked = pareto_front(self.complete_trials(), cost=self._cost_key())
         else:
-            # without re-scoring, only what is feasible on the minibatch can be reported
-            pool = candidates if self.options.reevaluate else feasible
-            picked = pool[: max(1, self.options.reevaluate)] if minibatch else feasible[:1]
+            picked = candidates[: max(1, self.options.reevaluate)] if minibatch else candidates[:1]
         if minibatch and self.options.reevaluate:
             configurations = self.reevaluate(picked)
-            pool = candidates if not multi else feasible
-            taken = {t.number for t in picked}
-            step, rest = max(1, self.options.reevaluate), [t for t in pool if t.number not in taken]
+            step, rest = max(1, self.options.reevaluate), candidates[len(picked) :]
             while not multi and rest and not any(c.score.get("feasible", True) for c in configurations):
                 configurations += self.reevaluate(rest[:step])
                 rest = rest[step:]
